@@ -1,0 +1,83 @@
+"""Training entry point: `nlp-train [overrides]` or `python -m nlp_template.train [overrides]`.
+
+seed -> data module (labels, tokenizer, cached token ids) -> model (told the labels and vocabulary by the data)
+-> callbacks, loggers, trainer -> fit -> validate and test the best checkpoint -> metrics.json -> the metric that
+sweepers optimise.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import hydra
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+
+from nlp_template.utils.config import CONFIG_DIR, print_and_save, register_resolvers
+from nlp_template.utils.errors import exit_on_user_error
+from nlp_template.utils.instantiate import instantiate_list
+from nlp_template.utils.run import RunConfigInCheckpoint, apply_extras, plain_metrics, write_metrics
+
+log = logging.getLogger(__name__)
+register_resolvers()
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Train and test the model the config describes; returns the metrics also written to `metrics.json`."""
+    output_dir = cfg.paths.output_dir
+    if cfg.get("seed") is not None:  # 0 is a valid seed
+        L.seed_everything(cfg.seed, workers=True)
+
+    log.info("Instantiating data module <%s>", cfg.data._target_)
+    datamodule = hydra.utils.instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+
+    log.info("Instantiating model <%s>", cfg.model._target_)
+    model = hydra.utils.instantiate(cfg.model, _convert_="all", **datamodule.model_kwargs())
+
+    callbacks = instantiate_list(cfg.get("callbacks")) + [RunConfigInCheckpoint(cfg)]
+    loggers = instantiate_list(cfg.get("logger"))
+    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    for logger in trainer.loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+    start = time.perf_counter()
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    fit_seconds = time.perf_counter() - start
+
+    # Report the best checkpoint's scores; fast_dev_run and runs without checkpointing use the final weights.
+    checkpoint = trainer.checkpoint_callback
+    best_path = checkpoint.best_model_path if checkpoint else ""
+    metrics: dict[str, Any] = {}
+    metrics.update(trainer.validate(model, datamodule=datamodule, ckpt_path=best_path or None, verbose=False)[0])
+    if cfg.get("test") and "test" in datamodule.splits:
+        metrics.update(trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None)[0])
+    metrics = plain_metrics(metrics)
+    metrics.update(
+        best_model_path=best_path or None,
+        global_step=trainer.global_step,
+        epochs=trainer.current_epoch,
+        fit_seconds=round(fit_seconds, 2),
+    )
+    if trainer.is_global_zero:
+        write_metrics(output_dir, metrics)
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
+@exit_on_user_error
+def main(cfg: DictConfig) -> float | None:
+    """Hydra entry point; returns `cfg.optimized_metric` for sweepers."""
+    apply_extras(cfg)
+    order = ("data", "model", "trainer", "callbacks", "logger", "paths")
+    print_and_save(cfg, cfg.paths.output_dir, show=cfg.extras.get("print_config", True), order=order)
+    metrics = train(cfg)
+    print(f"Run directory: {cfg.paths.output_dir}")
+    return metrics.get(cfg.get("optimized_metric"))
+
+
+if __name__ == "__main__":
+    main()

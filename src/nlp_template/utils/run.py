@@ -1,0 +1,61 @@
+"""Run bookkeeping shared by the entry points: warnings, the config in checkpoints, metrics.json."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+RUN_CONFIG_KEY = "nlp_template_config"
+
+
+def apply_extras(cfg: DictConfig) -> None:
+    """Optional conveniences from `cfg.extras`: silence known-harmless warnings."""
+    if cfg.get("extras") and cfg.extras.get("ignore_warnings"):
+        # Two data-loader workers or fewer is the norm on small machines; Lightning warns about it on every loader.
+        warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        warnings.filterwarnings("ignore", ".*number of training batches.*smaller than the logging interval.*")
+        warnings.filterwarnings("ignore", ".*isinstance.treespec, LeafSpec.*")
+        # Lightning advertises its cloud logger at every start.
+        logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+            lambda record: "litlogger" not in record.getMessage()
+        )
+
+
+class RunConfigInCheckpoint(L.Callback):
+    """Store the run's resolved data and model configs in every checkpoint, so `nlp-eval ckpt_path=...` needs no
+    other file and no repeated command-line overrides."""
+
+    def __init__(self, cfg: DictConfig) -> None:
+        self.config = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("data", "model")}
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        """Add the config under `RUN_CONFIG_KEY`."""
+        checkpoint[RUN_CONFIG_KEY] = self.config
+
+
+def plain_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """Tensors and numbers as plain floats (NaN/inf as None, which JSON can hold)."""
+    result = {}
+    for key, value in metrics.items():
+        number = float(value.item() if isinstance(value, torch.Tensor) else value)
+        result[key] = number if math.isfinite(number) else None
+    return result
+
+
+def write_metrics(output_dir: str | Path, metrics: dict[str, Any]) -> Path:
+    """Write `<output_dir>/metrics.json`, refusing to overwrite one a previous run left there."""
+    path = Path(output_dir) / "metrics.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "x") as handle:  # "x": never overwrite another run's results
+        json.dump(metrics, handle, indent=2, sort_keys=True)
+    log.info("Metrics written to %s", path)
+    return path

