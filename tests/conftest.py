@@ -71,9 +71,7 @@ def compose_config(name: str, overrides: list[str], run_dir: Path, cache_dir: Pa
 def make_cfg(tmp_path: Path, shared_cache: Path) -> Callable[..., DictConfig]:
     """`make_cfg(overrides, name="train", run="run", cache=None)` -> a composed config for a run in tmp_path."""
 
-    def make(
-        overrides: list[str] = (), name: str = "train", run: str = "run", cache: Path | None = None
-    ) -> DictConfig:
+    def make(overrides: list[str] = (), name: str = "train", run: str = "run", cache: Path | None = None) -> DictConfig:
         return compose_config(name, list(overrides), tmp_path / run, cache or shared_cache)
 
     return make

@@ -116,7 +116,9 @@ def test_sentence_pairs_get_segment_ids(tmp_path, sentiment_csv):
         "pairs.csv", premise=["a cat sits", "a dog runs"] * 10, hypothesis=["an animal", "nothing"] * 10,
         label=["yes", "no"] * 10,
     )  # fmt: skip
-    dm = datamodule(FileSource(train=str(path)), tmp_path / "cache", text_column="premise", text_pair_column="hypothesis")
+    dm = datamodule(
+        FileSource(train=str(path)), tmp_path / "cache", text_column="premise", text_pair_column="hypothesis"
+    )
     batch = next(iter(dm.train_dataloader()))
     assert "token_type_ids" in batch and batch["token_type_ids"].max() == 1
 

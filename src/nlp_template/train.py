@@ -13,9 +13,9 @@ from typing import Any
 
 import hydra
 import lightning as L
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from nlp_template.utils.config import CONFIG_DIR, print_and_save, register_resolvers
+from nlp_template.utils.config import CONFIG_DIR, print_and_save, register_resolvers, resolved
 from nlp_template.utils.errors import exit_on_user_error
 from nlp_template.utils.instantiate import instantiate_list
 from nlp_template.utils.run import RunConfigInCheckpoint, apply_extras, plain_metrics, write_metrics
@@ -42,7 +42,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     loggers = instantiate_list(cfg.get("logger"))
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for logger in trainer.loggers:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        logger.log_hyperparams(resolved(cfg))
 
     start = time.perf_counter()
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))

