@@ -7,9 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import FAST, SHARED_DATA, minilm_dir
+from transformers import AutoTokenizer
 
 from nlp_template.eval import evaluate
+from nlp_template.models.text_classifier import TextClassifier
 from nlp_template.train import train
 from nlp_template.utils.run import write_metrics
 
@@ -56,6 +59,29 @@ def test_train_then_eval_reproduces_the_test_metrics(make_cfg):
     assert (
         json.loads((Path(eval_cfg.paths.output_dir) / "metrics.json").read_text())["test/acc"] == evaluated["test/acc"]
     )
+
+
+def plain(value) -> bool:
+    if isinstance(value, dict):
+        return all(isinstance(k, (str, int)) and plain(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return all(plain(v) for v in value)
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
+@pytest.mark.slow
+def test_checkpoint_holds_plain_hparams_and_loads_alone(make_cfg, tmp_path):
+    metrics = train(make_cfg(["trainer.max_epochs=1", *FAST]))
+    checkpoint = torch.load(metrics["best_model_path"], map_location="cpu", weights_only=False)
+    assert plain(dict(checkpoint["hyper_parameters"]))
+    assert len(checkpoint["hyper_parameters"]["backbone_config"]["id2label"]) == 2
+    restored = TextClassifier.load_from_checkpoint(metrics["best_model_path"], map_location="cpu")
+    tokenizer = AutoTokenizer.from_pretrained(restored.hparams.tokenizer_path)
+    batch = tokenizer(["the plot is not good ."], return_tensors="pt")
+    expected = checkpoint["state_dict"]["network.classifier.weight"]
+    assert torch.equal(restored.network.classifier.weight, expected)
+    restored.eval()
+    assert restored(**batch).logits.shape == (1, 2)
 
 
 def test_metrics_are_never_overwritten(tmp_path):
