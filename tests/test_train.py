@@ -61,6 +61,21 @@ def test_train_then_eval_reproduces_the_test_metrics(make_cfg):
     )
 
 
+@pytest.mark.slow
+def test_eval_on_another_test_file(make_cfg, sentiment_csv, tmp_path):
+    import pandas as pd
+
+    train_file, test_file = sentiment_csv("train.csv", rows=80), sentiment_csv("test.csv", rows=30)
+    flipped = pd.read_csv(test_file).assign(label=lambda f: f.label.map({"neg": "pos", "pos": "neg"}))
+    flipped.to_csv(tmp_path / "flipped.csv", index=False)
+    files = ["data=files", f"data.source.train={train_file}", f"data.source.test={test_file}", "data.vocab_size=100"]
+    metrics = train(make_cfg([*files, "trainer.max_epochs=1", "extras.print_config=false"]))
+    overrides = [f"ckpt_path={metrics['best_model_path']}", f"+data.source.test={tmp_path / 'flipped.csv'}"]
+    evaluated = evaluate(make_cfg(overrides, name="eval", run="ev"))
+    # Same inputs, every label swapped: a binary classifier's accuracy becomes its complement.
+    assert evaluated["test/acc"] == pytest.approx(1 - metrics["test/acc"], abs=1e-6)
+
+
 def plain(value) -> bool:
     if isinstance(value, dict):
         return all(isinstance(k, (str, int)) and plain(v) for k, v in value.items())

@@ -1,0 +1,93 @@
+"""Tokenizers: a pretrained one (Hub name or local directory) or a WordPiece tokenizer trained on the training split.
+
+Training a tokenizer is not deterministic across processes (the `tokenizers` trainer is multi-threaded), so a
+trained tokenizer is cached under a key of the data and the settings: the first run trains and saves it, every later
+run, DDP rank or evaluation loads the saved files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
+
+from nlp_template.utils.errors import UserInputError
+
+SPECIAL_TOKENS = {
+    "pad_token": "[PAD]",
+    "unk_token": "[UNK]",
+    "cls_token": "[CLS]",
+    "sep_token": "[SEP]",
+    "mask_token": "[MASK]",
+}
+
+
+def load_pretrained_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
+    """Load a fast tokenizer from a local directory or a Hub id, with a one-line error when it cannot be found."""
+    path = Path(name_or_path).expanduser()
+    looks_local = path.exists() or name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1
+    if looks_local and not path.is_dir():
+        raise UserInputError(f"tokenizer directory does not exist: {name_or_path}")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path) if looks_local else name_or_path)
+    except Exception as error:
+        where = "local directory" if looks_local else "Hugging Face Hub id (offline? use a local directory)"
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserInputError(f"could not load tokenizer '{name_or_path}' as a {where}: {first}") from error
+    if not tokenizer.is_fast:
+        raise UserInputError(f"tokenizer '{name_or_path}' has no fast (Rust) version; this template needs one")
+    return tokenizer
+
+
+def train_wordpiece(texts: Iterable[str], vocab_size: int, lowercase: bool = True) -> PreTrainedTokenizerFast:
+    """Train a BERT-style WordPiece tokenizer ([CLS] a [SEP] b [SEP]) on `texts`."""
+    tokenizer = Tokenizer(models.WordPiece(unk_token=SPECIAL_TOKENS["unk_token"]))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS.values()))
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    cls, sep = SPECIAL_TOKENS["cls_token"], SPECIAL_TOKENS["sep_token"]
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{cls} $A {sep}",
+        pair=f"{cls} $A {sep} $B:1 {sep}:1",
+        special_tokens=[(cls, tokenizer.token_to_id(cls)), (sep, tokenizer.token_to_id(sep))],
+    )
+    tokenizer.decoder = decoders.WordPiece()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        model_input_names=["input_ids", "token_type_ids", "attention_mask"],
+        **SPECIAL_TOKENS,
+    )
+
+
+def cached_wordpiece(
+    texts: Iterable[str], data_key: str, vocab_size: int, lowercase: bool, cache_dir: str | os.PathLike
+) -> PreTrainedTokenizerBase:
+    """Load the tokenizer trained on this data with these settings, training and saving it on first use."""
+    key = hashlib.sha256(f"wordpiece-v1:{data_key}:{vocab_size}:{lowercase}".encode()).hexdigest()[:16]
+    directory = Path(cache_dir) / "tokenizers" / key
+    if not directory.is_dir():
+        save_atomically(train_wordpiece(texts, vocab_size, lowercase), directory)
+    return AutoTokenizer.from_pretrained(str(directory))
+
+
+def save_atomically(tokenizer: PreTrainedTokenizerBase, directory: Path) -> None:
+    """Save into a temporary sibling and rename it, so a reader never sees half a tokenizer; first writer wins."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}-"))
+    tokenizer.save_pretrained(str(staging))
+    try:
+        staging.rename(directory)
+    except OSError:  # another process saved it first
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
+    """A hash of everything that decides the token ids (vocabulary, normalizer, templates)."""
+    return hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()[:16]
