@@ -17,6 +17,7 @@ import datasets
 from datasets import DatasetDict
 
 from nlp_template.utils.errors import UserInputError
+from nlp_template.utils.hub import first_line
 
 SPLITS = ("train", "validation", "test")
 
@@ -29,11 +30,6 @@ _FORMATS = {
     ".json": ("json", {}),
     ".parquet": ("parquet", {}),
 }
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
 
 
 @dataclass
@@ -62,7 +58,7 @@ class HubSource:
         except Exception as error:  # datasets raises ConnectionError, FileNotFoundError, DatasetNotFoundError, ...
             raise UserInputError(
                 f"could not load data set '{self.path}'{f' ({self.name})' if self.name else ''} from the Hugging Face"
-                f" Hub: {_first_line(error)}. Offline? Load it once with network access (it is cached), or train on"
+                f" Hub: {first_line(error)}. Offline? Load it once with network access (it is cached), or train on"
                 " local files: data=files data.source.train=PATH ..."
             ) from error
         missing = [hub for hub in self.splits.values() if hub not in loaded]
@@ -121,7 +117,7 @@ class FileSource:
             except Exception as error:
                 if "corresponds to no data" in str(error):  # how `datasets` reports a file with no rows
                     raise UserInputError(f"{split} file has a header but no rows: {path}") from error
-                raise UserInputError(f"could not read {split} file {path}: {_first_line(error)}") from error
+                raise UserInputError(f"could not read {split} file {path}: {first_line(error)}") from error
             if loaded.num_rows == 0:
                 raise UserInputError(f"{split} file has a header but no rows: {path}")
             result[split] = loaded

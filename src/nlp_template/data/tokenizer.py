@@ -18,6 +18,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 from nlp_template.utils.errors import UserInputError
+from nlp_template.utils.hub import load_or_explain, resolve_name_or_path
 
 SPECIAL_TOKENS = {
     "pad_token": "[PAD]",
@@ -30,16 +31,8 @@ SPECIAL_TOKENS = {
 
 def load_pretrained_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
     """Load a fast tokenizer from a local directory or a Hub id, with a one-line error when it cannot be found."""
-    path = Path(name_or_path).expanduser()
-    looks_local = path.exists() or name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1
-    if looks_local and not path.is_dir():
-        raise UserInputError(f"tokenizer directory does not exist: {name_or_path}")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(path) if looks_local else name_or_path)
-    except Exception as error:
-        where = "local directory" if looks_local else "Hugging Face Hub id (offline? use a local directory)"
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UserInputError(f"could not load tokenizer '{name_or_path}' as a {where}: {first}") from error
+    path = resolve_name_or_path(name_or_path, "tokenizer", "data.tokenizer")
+    tokenizer = load_or_explain("tokenizer", path, AutoTokenizer.from_pretrained)
     if not tokenizer.is_fast:
         raise UserInputError(f"tokenizer '{name_or_path}' has no fast (Rust) version; this template needs one")
     return tokenizer

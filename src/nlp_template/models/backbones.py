@@ -7,36 +7,12 @@ config saved in the checkpoint's hyperparameters and never touches the network.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 
 from nlp_template.utils.errors import UserInputError
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
-
-
-def _resolve(name_or_path: str) -> str:
-    """A local directory as an absolute path, a Hub id as it is; a path-like string that does not exist fails."""
-    path = Path(name_or_path).expanduser()
-    if path.is_dir():
-        return str(path.resolve())
-    if path.exists() or name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:
-        raise UserInputError(f"model directory does not exist: {name_or_path} (check model.backbone)")
-    return name_or_path
-
-
-def _load(what: str, name_or_path: str, loader: Any, **kwargs: Any) -> Any:
-    try:
-        return loader(name_or_path, **kwargs)
-    except Exception as error:
-        local = Path(name_or_path).is_dir()
-        hint = "is it a Hugging Face model directory?" if local else "offline? pass a local directory instead"
-        raise UserInputError(f"could not load {what} from '{name_or_path}' ({hint}): {_first_line(error)}") from error
+from nlp_template.utils.hub import load_or_explain, resolve_name_or_path
 
 
 def build_config(
@@ -48,7 +24,9 @@ def build_config(
     """
     overrides = dict(config or {})
     if backbone:
-        base = _load("model config", _resolve(backbone), AutoConfig.from_pretrained)
+        base = load_or_explain(
+            "model config", resolve_name_or_path(backbone, "model", "model.backbone"), AutoConfig.from_pretrained
+        )
     elif "model_type" in overrides:
         base = AutoConfig.for_model(overrides.pop("model_type"))
     else:
@@ -73,7 +51,8 @@ def build_model(
     # Keep the pretrained vocabulary size (the weights have that shape); grow it only if the tokenizer is larger.
     vocab_size = task_settings.get("vocab_size")
     model_config = build_config(backbone, config, {k: v for k, v in task_settings.items() if k != "vocab_size"})
-    model = _load("model weights", _resolve(backbone), auto_class.from_pretrained, config=model_config)
+    path = resolve_name_or_path(backbone, "model", "model.backbone")
+    model = load_or_explain("model weights", path, auto_class.from_pretrained, config=model_config)
     model.train()  # from_pretrained returns eval mode, and Lightning keeps submodule modes: no dropout otherwise
     if vocab_size and vocab_size > model.get_input_embeddings().num_embeddings:
         model.resize_token_embeddings(vocab_size)

@@ -1,0 +1,38 @@
+"""Loading by "Hub id or local directory", with one-line errors for the two ways it goes wrong."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from nlp_template.utils.errors import UserInputError
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error message (library errors are often paragraphs)."""
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+def resolve_name_or_path(name_or_path: str, what: str, key: str) -> str:
+    """A local directory as an absolute path, a Hub id unchanged; a path-like string that does not exist fails.
+
+    Hub ids look like `name` or `org/name`; anything starting with `.`, `/` or `~` or with more than one `/` is a path.
+    """
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return str(path.resolve())
+    if path.exists() or name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:
+        raise UserInputError(f"{what} directory does not exist: {name_or_path} (check {key})")
+    return name_or_path
+
+
+def load_or_explain(what: str, name_or_path: str, loader: Callable[..., Any], **kwargs: Any) -> Any:
+    """`loader(name_or_path, **kwargs)`, turning its failure into one line that says where it looked."""
+    try:
+        return loader(name_or_path, **kwargs)
+    except Exception as error:
+        local = Path(name_or_path).is_dir()
+        hint = "is it a Hugging Face model directory?" if local else "offline? pass a local directory instead"
+        raise UserInputError(f"could not load {what} from '{name_or_path}' ({hint}): {first_line(error)}") from error
