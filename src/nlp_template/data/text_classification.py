@@ -15,6 +15,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, Value
 from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
+from nlp_template.data.batching import LengthAwareBatchSampler
 from nlp_template.data.cache import cache_key, cached_splits
 from nlp_template.data.tokenizer import cached_wordpiece, load_pretrained_tokenizer, tokenizer_fingerprint
 from nlp_template.utils.errors import UserInputError
@@ -36,10 +37,15 @@ class TextClassificationDataModule(L.LightningDataModule):
         vocab_size: vocabulary size of a trained tokenizer.
         lowercase: whether a trained tokenizer lowercases.
         max_length: longer inputs are truncated (the number truncated is logged).
-        batch_size: training batch size.
-        eval_batch_size: validation/test batch size (None: same as `batch_size`).
+        batch_size: training batch size (examples); with `token_budget`, an upper bound (None: none).
+        eval_batch_size: validation/test batch size (None: same as `batch_size`, or 64 with `token_budget`).
+        batching: `random`, `length_grouped` or `token_budget` (see `data/batching.py`); evaluation batches are
+            always sorted by length, which changes no metric and saves padding.
+        max_tokens: tokens per training batch, padding included (`token_budget`).
+        batch_size_multiple: `token_budget` batch sizes are multiples of this where the budget allows.
         num_workers: data loader worker processes.
-        pad_to_multiple_of: pad batches to a multiple of this (8 helps tensor cores with fp16/bf16); None: no rounding.
+        pad_to_multiple_of: pad batches to a multiple of this; None: 8 when training in 16/bf16 precision on a
+            GPU (tensor cores), else no rounding.
         validation_fraction: share of train carved off as validation when the source has no validation split.
         max_train_examples: train on a random subset of this size (after the validation carve); None: all.
         seed: seed of the carve and the subset.
@@ -59,8 +65,11 @@ class TextClassificationDataModule(L.LightningDataModule):
         vocab_size: int = 8000,
         lowercase: bool = True,
         max_length: int = 128,
-        batch_size: int = 32,
+        batch_size: int | None = 32,
         eval_batch_size: int | None = None,
+        batching: str = "random",
+        max_tokens: int | None = None,
+        batch_size_multiple: int = 1,
         num_workers: int = 0,
         pad_to_multiple_of: int | None = None,
         validation_fraction: float = 0.1,
@@ -79,7 +88,11 @@ class TextClassificationDataModule(L.LightningDataModule):
         self.lowercase = lowercase
         self.max_length = max_length
         self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size or batch_size
+        self.eval_batch_size = eval_batch_size or batch_size or 64
+        self.batching = batching
+        self.max_tokens = max_tokens
+        self.batch_size_multiple = batch_size_multiple
+        self._resume: dict | None = None
         self.num_workers = num_workers
         self.pad_to_multiple_of = pad_to_multiple_of
         self.validation_fraction = validation_fraction
@@ -116,7 +129,7 @@ class TextClassificationDataModule(L.LightningDataModule):
             texts = (text for column in self.text_columns for text in raw["train"][column])
             tokenizer = cached_wordpiece(texts, data_key, self.vocab_size, self.lowercase, self.cache_dir)
         key = cache_key(
-            "text-classification-v1", data_key, self.text_columns, self.label_column, labels,
+            "text-classification-v2", data_key, self.text_columns, self.label_column, labels,
             tokenizer_fingerprint(tokenizer), self.max_length,
         )  # fmt: skip
         self.splits, meta = cached_splits(self.cache_dir, key, lambda: self._tokenize(raw, tokenizer, labels))
@@ -165,6 +178,7 @@ class TextClassificationDataModule(L.LightningDataModule):
             )
             encoded["labels"] = [label_ids[str(label)] for label in batch[self.label_column]]
             encoded["truncated"] = [bool(encoding.overflowing) for encoding in encoded.encodings]
+            encoded["length"] = [len(ids) for ids in encoded["input_ids"]]  # for the length-aware batch samplers
             return dict(encoded)
 
         encoded = raw.map(encode, batched=True, remove_columns=raw["train"].column_names, desc="Tokenizing")
@@ -195,29 +209,65 @@ class TextClassificationDataModule(L.LightningDataModule):
         }
 
     # ------------------------------------------------------------------------------------------------------ loaders
-    def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
+    def _loader(self, split: str, train: bool) -> DataLoader:
+        dataset = self.splits[split]
+        world_size, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
+        sampler = LengthAwareBatchSampler(
+            dataset.with_format("numpy")["length"],
+            mode=self.batching if train else "length_grouped",
+            batch_size=self.batch_size if train else self.eval_batch_size,
+            max_tokens=self.max_tokens,
+            batch_size_multiple=self.batch_size_multiple,
+            shuffle=train,
+            seed=self.seed,
+            num_replicas=world_size,
+            rank=rank,
+        )
+        if train and self._resume:  # kept for every train loader of the resumed epoch (Lightning builds several)
+            sampler.load_state_dict(self._resume)
+        collator = DataCollatorWithPadding(self.tokenizer, pad_to_multiple_of=self._pad_multiple())
         return DataLoader(
-            self.splits[split],
-            batch_size=batch_size,
-            shuffle=shuffle,
-            collate_fn=DataCollatorWithPadding(self.tokenizer, pad_to_multiple_of=self.pad_to_multiple_of),
+            dataset.remove_columns("length"),
+            batch_sampler=sampler,
+            collate_fn=collator,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )
 
+    def _pad_multiple(self) -> int | None:
+        """The configured multiple, or 8 for 16-bit training on a GPU (tensor cores work on multiples of 8)."""
+        if self.pad_to_multiple_of is not None or self.trainer is None:
+            return self.pad_to_multiple_of
+        half = str(self.trainer.precision).startswith(("16", "bf16"))
+        return 8 if half and self.trainer.strategy.root_device.type == "cuda" else None
+
     def train_dataloader(self) -> DataLoader:
-        """Shuffled training batches, each padded to its own longest sequence."""
-        return self._loader("train", self.batch_size, shuffle=True)
+        """Training batches from the configured batching mode, each padded to its own longest sequence."""
+        self._train_loader = self._loader("train", train=True)
+        return self._train_loader
 
     def val_dataloader(self) -> DataLoader:
-        """Validation batches in data order."""
-        return self._loader("validation", self.eval_batch_size, shuffle=False)
+        """Validation batches, sorted by length."""
+        return self._loader("validation", train=False)
 
     def test_dataloader(self) -> DataLoader:
-        """Test batches in data order (fails clearly when the source has no test split)."""
+        """Test batches, sorted by length (fails clearly when the source has no test split)."""
         if "test" not in self.splits:
             raise UserInputError("the data source has no test split; set data.source.test (or run without testing)")
-        return self._loader("test", self.eval_batch_size, shuffle=False)
+        return self._loader("test", train=False)
+
+    # ------------------------------------------------------------------------------------------------ resumption
+    def state_dict(self) -> dict:
+        """The training sampler's position, saved in every checkpoint by Lightning (mid-epoch resume)."""
+        loader = getattr(self, "_train_loader", None)
+        if loader is None or self.trainer is None:
+            return {}
+        completed = self.trainer.fit_loop.epoch_loop.batch_progress.current.completed  # loaders fetch ahead
+        return {"batching": loader.batch_sampler.state_dict(consumed=completed)}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Resume the training sampler where the checkpoint left it (applied when the loader is built)."""
+        self._resume = state_dict.get("batching")
 
 
 def _class_label_names(raw: DatasetDict, column: str) -> tuple[DatasetDict, list[str] | None]:
