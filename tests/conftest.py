@@ -58,7 +58,8 @@ def compose_config(name: str, overrides: list[str], run_dir: Path, cache_dir: Pa
     """Compose `conf/<name>.yaml` as the CLI would, with the run and cache directories under tmp_path."""
     register_resolvers()
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose(name, overrides=overrides, return_hydra_config=True)
+        # "~local": a developer's conf/local/default.yaml must not change what the tests compose.
+        cfg = compose(name, overrides=[*overrides, "~local"], return_hydra_config=True)
     HydraConfig().set_config(cfg)
     with open_dict(cfg):
         cfg.paths.output_dir = str(run_dir)

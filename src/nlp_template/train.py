@@ -13,15 +13,19 @@ from typing import Any
 
 import hydra
 import lightning as L
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig
 
 from nlp_template.utils.config import CONFIG_DIR, print_and_save, register_resolvers, resolved
+from nlp_template.utils.distributed import clean_distributed_state, install_hydra_ddp_fix
 from nlp_template.utils.errors import exit_on_user_error
 from nlp_template.utils.instantiate import instantiate_list
+from nlp_template.utils.precision import warn_about_precision
 from nlp_template.utils.run import RunConfigInCheckpoint, apply_extras, plain_metrics, write_metrics
 
 log = logging.getLogger(__name__)
 register_resolvers()
+install_hydra_ddp_fix()
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -40,6 +44,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     callbacks = instantiate_list(cfg.get("callbacks")) + [RunConfigInCheckpoint(cfg)]
     loggers = instantiate_list(cfg.get("logger"))
+    warn_about_precision(cfg.trainer.get("accelerator", "auto"), cfg.trainer.get("precision", "32-true"))
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for logger in trainer.loggers:
         logger.log_hyperparams(resolved(cfg))
@@ -72,10 +77,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns `cfg.optimized_metric` for sweepers."""
     apply_extras(cfg)
-    order = ("data", "model", "trainer", "callbacks", "logger", "paths")
-    print_and_save(cfg, cfg.paths.output_dir, show=cfg.extras.get("print_config", True), order=order)
-    metrics = train(cfg)
-    print(f"Run directory: {cfg.paths.output_dir}")
+    if rank_zero_only.rank == 0:  # DDP children run this function too
+        order = ("data", "model", "trainer", "callbacks", "logger", "paths")
+        print_and_save(cfg, cfg.paths.output_dir, show=cfg.extras.get("print_config", True), order=order)
+    with clean_distributed_state():
+        metrics = train(cfg)
+    if rank_zero_only.rank == 0:
+        print(f"Run directory: {cfg.paths.output_dir}")
     return metrics.get(cfg.get("optimized_metric"))
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import lightning as L
 from datasets import ClassLabel, Dataset, DatasetDict, Value
+from filelock import FileLock
 from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
@@ -109,7 +110,11 @@ class TextClassificationDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         """Load, label, tokenize and cache the splits (a cache look-up when another run did it before)."""
         if self.splits is None:  # Lightning calls this again in fit/validate/test; once per object is enough
-            self._build()
+            # One process prepares, the others wait and then load its cache entry: DDP ranks started together by
+            # torchrun or SLURM, or two runs sharing a cache, never tokenize the same data twice at once.
+            Path(self.cache_dir).mkdir(parents=True, exist_ok=True)
+            with FileLock(str(Path(self.cache_dir) / ".prepare.lock")):
+                self._build()
 
     def setup(self, stage: str | None = None) -> None:
         """Attach the cached splits, tokenizer and label set to this object."""
@@ -127,7 +132,8 @@ class TextClassificationDataModule(L.LightningDataModule):
             tokenizer = load_pretrained_tokenizer(self.tokenizer_name)
         else:
             texts = (text for column in self.text_columns for text in raw["train"][column])
-            tokenizer = cached_wordpiece(texts, data_key, self.vocab_size, self.lowercase, self.cache_dir)
+            tokenizer_key = cache_key(data_key, self.text_columns)
+            tokenizer = cached_wordpiece(texts, tokenizer_key, self.vocab_size, self.lowercase, self.cache_dir)
         key = cache_key(
             "text-classification-v2", data_key, self.text_columns, self.label_column, labels,
             tokenizer_fingerprint(tokenizer), self.max_length,
@@ -181,7 +187,13 @@ class TextClassificationDataModule(L.LightningDataModule):
             encoded["length"] = [len(ids) for ids in encoded["input_ids"]]  # for the length-aware batch samplers
             return dict(encoded)
 
-        encoded = raw.map(encode, batched=True, remove_columns=raw["train"].column_names, desc="Tokenizing")
+        # Each split drops its own columns: a test file may have fewer or extra columns (e.g. an id) than train.
+        encoded = DatasetDict(
+            {
+                split: data.map(encode, batched=True, remove_columns=data.column_names, desc=f"Tokenizing {split}")
+                for split, data in raw.items()
+            }
+        )
         stats = {
             split: {"examples": data.num_rows, "truncated": int(sum(data["truncated"]))}
             for split, data in encoded.items()

@@ -103,7 +103,7 @@ class TextClassifier(L.LightningModule):
         output = self(**batch)
         metrics.update(output.logits.argmax(dim=-1), batch["labels"])
         batch_size = batch["labels"].shape[0]
-        self.log(f"{stage}/loss", output.loss, prog_bar=stage == "val", batch_size=batch_size)
+        self.log(f"{stage}/loss", output.loss, prog_bar=stage == "val", batch_size=batch_size, sync_dist=True)
         self.log_dict(metrics, prog_bar=stage == "val", batch_size=batch_size)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+import time
 from pathlib import Path
 
 import rich
@@ -14,16 +16,35 @@ PROJECT_ROOT = Path(__file__).resolve().parents[3]
 CONFIG_DIR = PROJECT_ROOT / "conf"
 
 
-def register_resolvers() -> None:
-    """Register `${project_root:}` (the repository root) and `${unique:}`.
+def run_id() -> str:
+    """`<date>_<time>_<random>`: unique even for two runs started in the same second.
 
-    `${unique:}` is a random suffix that keeps run directories apart when two runs start in the same second; it is
-    cached, so it resolves to one value per config.
+    Under torchrun every rank is its own process and composes its own config, yet all ranks of a node must write to
+    one run directory: there the id is the start time and process id of the torchrun agent, which the ranks share.
     """
+    if "TORCHELASTIC_RUN_ID" in os.environ:
+        started = _process_start_time(os.getppid())
+        if started is not None:
+            return f"{time.strftime('%Y-%m-%d_%H-%M-%S', time.localtime(started))}_torchrun{os.getppid()}"
+    return f"{time.strftime('%Y-%m-%d_%H-%M-%S')}_{secrets.token_hex(3)}"
+
+
+def _process_start_time(pid: int) -> float | None:
+    """Start time (epoch seconds) of a process, from /proc (Linux); None elsewhere."""
+    try:
+        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line[:5] == "btime")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def register_resolvers() -> None:
+    """Register `${project_root:}` (the repository root) and `${run_id:}` (see `run_id`; cached per config)."""
     if not OmegaConf.has_resolver("project_root"):
         OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT))
-    if not OmegaConf.has_resolver("unique"):
-        OmegaConf.register_new_resolver("unique", lambda: secrets.token_hex(3), use_cache=True)
+    if not OmegaConf.has_resolver("run_id"):
+        OmegaConf.register_new_resolver("run_id", run_id, use_cache=True)
 
 
 def resolved(cfg: DictConfig) -> dict:

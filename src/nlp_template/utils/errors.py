@@ -28,6 +28,8 @@ def _user_message(error: BaseException) -> str | None:
         seen.add(id(error))
         if isinstance(error, UserInputError):
             return str(error)
+        if isinstance(error, TypeError) and "unexpected keyword argument" in str(error):
+            return f"{error}: remove that config key or check its spelling"
         if isinstance(error, MissingMandatoryValue):
             key = getattr(error, "full_key", None) or str(error)
             return f"missing required value '{key}': set it on the command line, e.g. {key}=..."
