@@ -34,7 +34,7 @@ def all_yaml_files() -> list[Path]:
 def test_no_config_folder_escapes_the_tests():
     # A YAML in a folder missing from GROUPS would never be composed below (conf/local/ is the user's own).
     covered = {CONFIG_DIR / f"{g}/{o}.yaml" for g in GROUPS for o in options(g)}
-    covered |= {CONFIG_DIR / "train.yaml", CONFIG_DIR / "eval.yaml"}
+    covered |= {CONFIG_DIR / "train.yaml", CONFIG_DIR / "eval.yaml", CONFIG_DIR / "hydra/launcher/slurm.yaml"}
     shipped = {p for p in all_yaml_files() if p.parent.name != "local"}
     assert shipped <= covered, sorted(shipped - covered)
 
@@ -58,6 +58,14 @@ def test_group_option_composes(make_cfg, group, option, sentiment_csv):
     cfg = make_cfg(overrides)
     resolve(cfg)  # every interpolation resolves
     assert cfg.data._target_ and cfg.model._target_
+
+
+def test_slurm_launcher_config_composes(make_cfg):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    cfg = make_cfg(["hydra/launcher=slurm", "trainer=ddp", "hydra.launcher.partition=gpu"])
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher") and launcher.partition == "gpu"
+    assert launcher.tasks_per_node == launcher.gpus_per_node == 1
 
 
 def test_eval_config_composes(make_cfg):

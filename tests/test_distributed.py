@@ -65,3 +65,15 @@ def test_torchrun_two_cpu_processes(tmp_path):
     assert "torchrun" in run_dir.name
     assert (run_dir / "metrics.json").is_file()
     assert (run_dir / "train.log").read_text().count("Tokenized data saved to cache") == 1
+
+
+def test_submitit_local_launcher_runs_a_job(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    result = run(
+        "train", "-m", "hydra/launcher=submitit_local", "debug=fdr", *FAST,
+        f"paths.log_dir={tmp_path / 'logs'}", f"paths.cache_dir={tmp_path / 'cache'}", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep_dir,) = (tmp_path / "logs" / "debug" / "multiruns").iterdir()
+    assert (sweep_dir / "0" / "metrics.json").is_file()
+    assert (sweep_dir / ".submitit").is_dir()  # the job really went through submitit

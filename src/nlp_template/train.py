@@ -60,6 +60,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     metrics.update(trainer.validate(model, datamodule=datamodule, ckpt_path=best_path or None, verbose=False)[0])
     if cfg.get("test") and "test" in datamodule.splits:
         metrics.update(trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None)[0])
+    for callback in trainer.callbacks:  # e.g. the throughput monitor's medians
+        if hasattr(callback, "summary"):
+            metrics.update({f"throughput/{key}": value for key, value in callback.summary().items()})
     metrics = plain_metrics(metrics)
     metrics.update(
         best_model_path=best_path or None,
