@@ -66,7 +66,8 @@ class ThroughputMonitor(L.Callback):
         if self._meta_network is None:
             self._meta_network = _meta_copy(network)
         ids = torch.zeros(1, length, dtype=torch.long, device="meta")
-        with FlopCounterMode(display=False) as counter:
+        # Anomaly detection (debug=fdr) would inspect values, which meta tensors do not have.
+        with torch.autograd.set_detect_anomaly(False), FlopCounterMode(display=False) as counter:
             output = self._meta_network(input_ids=ids)  # no mask: a real one would need values (.item())
             logits = output.logits if hasattr(output, "logits") else output
             logits.float().sum().backward()
