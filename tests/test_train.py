@@ -119,3 +119,13 @@ def test_experiment_fast_dev_run(make_cfg, experiment):
         overrides += FAST
     metrics = train(make_cfg(overrides))
     assert 0.0 <= metrics["test/acc"] <= 1.0
+
+
+@pytest.mark.slow
+def test_compiled_network_with_gradient_checkpointing_saves_plain_checkpoints(make_cfg):
+    overrides = ["model.compile=true", "model.gradient_checkpointing=true", "trainer.max_epochs=1", *FAST]
+    metrics = train(make_cfg([*overrides, "+trainer.limit_train_batches=4", "+trainer.limit_val_batches=2"]))
+    state = torch.load(metrics["best_model_path"], map_location="cpu", weights_only=False)["state_dict"]
+    assert not any("_orig_mod" in key for key in state)  # loads with or without compile
+    restored = TextClassifier.load_from_checkpoint(metrics["best_model_path"], map_location="cpu", compile=False)
+    assert restored._compiled is None  # the compiled run's weights load into a plain network

@@ -274,7 +274,9 @@ class TextClassificationDataModule(L.LightningDataModule):
         loader = getattr(self, "_train_loader", None)
         if loader is None or self.trainer is None:
             return {}
-        completed = self.trainer.fit_loop.epoch_loop.batch_progress.current.completed  # loaders fetch ahead
+        # Batches whose training step ran (checkpoints are saved in on_train_batch_end, before Lightning counts
+        # the batch "completed"); the sampler itself has handed out more, as loaders fetch ahead.
+        completed = self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
         return {"batching": loader.batch_sampler.state_dict(consumed=completed)}
 
     def load_state_dict(self, state_dict: dict) -> None:

@@ -37,6 +37,9 @@ class TextClassifier(L.LightningModule):
         optimizer: partial optimizer, called with the parameter groups.
         scheduler: partial scheduler, called with the optimizer and `num_training_steps`.
         backbone_config: the network's full config; set automatically and used when loading a checkpoint.
+        gradient_checkpointing: recompute activations in the backward pass (less memory, ~30% more compute).
+        compile: `torch.compile` the network (not the LightningModule) with dynamic shapes, so the varying
+            lengths of dynamic padding do not recompile it for every new length.
     """
 
     def __init__(
@@ -51,6 +54,8 @@ class TextClassifier(L.LightningModule):
         optimizer: Callable[..., Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
         backbone_config: dict[str, Any] | None = None,
+        gradient_checkpointing: bool = False,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         if not id2label:
@@ -73,6 +78,10 @@ class TextClassifier(L.LightningModule):
             task_settings = {key: value for key, value in task_settings.items() if value is not None}
             self.network = build_model(AutoModelForSequenceClassification, backbone, pretrained, config, task_settings)
             self.hparams["backbone_config"] = self.network.config.to_dict()
+        if gradient_checkpointing:
+            self.network.gradient_checkpointing_enable()
+        # Kept out of the module tree (no `_orig_mod.` in checkpoints: they load with or without compile).
+        object.__setattr__(self, "_compiled", torch.compile(self.network, dynamic=True) if compile else None)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         metrics = MetricCollection(
@@ -86,7 +95,7 @@ class TextClassifier(L.LightningModule):
 
     def forward(self, **batch: torch.Tensor) -> Any:
         """The Hugging Face model's output (logits, and the loss when `labels` is in the batch)."""
-        return self.network(**batch)
+        return (self.network if self._compiled is None else self._compiled)(**batch)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """Cross-entropy on one batch; a NaN/inf loss stops the run with a hint instead of training on garbage."""

@@ -1,0 +1,42 @@
+"""The benchmark and GPU-check scripts still run (tiny settings, CPU): a script nobody runs rots."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import SHARED_DATA, minilm_dir
+
+BENCH = Path(__file__).parents[1] / "bench"
+pytestmark = pytest.mark.slow
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_check_smoke(tmp_path):
+    rows = load("gpu_check").main(["--smoke", "--out", str(tmp_path)])
+    assert rows[0]["losses_finite"] and rows[0]["samples_per_sec"] > 0
+    assert "| 32-true | True |" in (tmp_path / "gpu_check.md").read_text()
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "sst2").is_dir() or minilm_dir() is None, reason="needs SST-2 and MiniLM")
+@pytest.mark.skipif(importlib.util.find_spec("accelerate") is None, reason="the HF Trainer needs accelerate")
+def test_compare_hf_trainer_smoke(tmp_path, monkeypatch):
+    configs = ["hf_random", "hf_grouped", "tpl_random", "tpl_budget", "torch_loop"]
+    argv = ["compare", "--train-examples", "96", "--repeats", "1", "--out", str(tmp_path), "--configs", *configs]
+    monkeypatch.setattr(sys, "argv", argv)
+    load("compare_hf_trainer").main()
+    table = json.loads((tmp_path / "results.json").read_text())["table"]
+    assert set(table) == set(configs)
+    # Every configuration saw every example once: the same number of real tokens.
+    runs = json.loads((tmp_path / "results.json").read_text())["runs"]
+    assert len({run[0]["real"] for run in runs.values()}) == 1
+    assert (tmp_path / "throughput.png").stat().st_size > 0
