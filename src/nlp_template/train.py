@@ -57,9 +57,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     checkpoint = trainer.checkpoint_callback
     best_path = checkpoint.best_model_path if checkpoint else ""
     metrics: dict[str, Any] = {}
-    metrics.update(trainer.validate(model, datamodule=datamodule, ckpt_path=best_path or None, verbose=False)[0])
-    if cfg.get("test") and "test" in datamodule.splits:
-        metrics.update(trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None)[0])
+    for results in (
+        trainer.validate(model, datamodule=datamodule, ckpt_path=best_path or None, verbose=False),
+        trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None)
+        if cfg.get("test") and "test" in datamodule.splits
+        else [],
+    ):
+        metrics.update(results[0] if results else {})  # empty with trainer.limit_val_batches=0
     for callback in trainer.callbacks:  # e.g. the throughput monitor's medians
         if hasattr(callback, "summary"):
             metrics.update({f"throughput/{key}": value for key, value in callback.summary().items()})
