@@ -42,11 +42,12 @@ from transformers import AutoModelForSequenceClassification, DataCollatorWithPad
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from conftest import SHARED_DATA, compose_config, minilm_dir  # noqa: E402
+from conftest import SHARED_DATA, minilm_dir  # noqa: E402
 
 from nlp_template.data.batching import LengthAwareBatchSampler  # noqa: E402
 from nlp_template.models.optim import linear_warmup_decay, parameter_groups  # noqa: E402
 from nlp_template.train import train  # noqa: E402
+from nlp_template.utils.config import compose_config  # noqa: E402
 
 LR, WEIGHT_DECAY, WARMUP, BATCH, SEED = 1e-4, 0.01, 0.1, 32, 42
 CONFIGS = ["hf_random", "hf_grouped", "tpl_random", "tpl_grouped", "tpl_budget", "torch_loop"]

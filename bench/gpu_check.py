@@ -17,16 +17,14 @@ import argparse
 import csv
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-from conftest import compose_config  # noqa: E402
+from nlp_template.data.samples import SentimentSamples
+from nlp_template.train import train
+from nlp_template.utils.config import compose_config
 
-from nlp_template.data.samples import SentimentSamples  # noqa: E402
-from nlp_template.train import train  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 BERT_BASE = ["hidden_size=768", "num_hidden_layers=12", "num_attention_heads=12", "intermediate_size=3072"]
 TINY = ["hidden_size=64", "num_hidden_layers=1", "num_attention_heads=2", "intermediate_size=128"]

@@ -15,11 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
-from nlp_template.utils.config import CONFIG_DIR, PROJECT_ROOT, register_resolvers
+from nlp_template.utils.config import PROJECT_ROOT, compose_config
 
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 # Small and quick: every test that trains uses these on top of its own overrides.
@@ -54,26 +52,13 @@ def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("cache")
 
 
-def compose_config(name: str, overrides: list[str], run_dir: Path, cache_dir: Path) -> DictConfig:
-    """Compose `conf/<name>.yaml` as the CLI would, with the run and cache directories under tmp_path."""
-    register_resolvers()
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        # "~local": a developer's conf/local/default.yaml must not change what the tests compose.
-        cfg = compose(name, overrides=[*overrides, "~local"], return_hydra_config=True)
-    HydraConfig().set_config(cfg)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(run_dir)
-        cfg.paths.log_dir = str(run_dir.parent / "logs")
-        cfg.paths.cache_dir = str(cache_dir)
-    return cfg
-
-
 @pytest.fixture
 def make_cfg(tmp_path: Path, shared_cache: Path) -> Callable[..., DictConfig]:
     """`make_cfg(overrides, name="train", run="run", cache=None)` -> a composed config for a run in tmp_path."""
 
     def make(overrides: list[str] = (), name: str = "train", run: str = "run", cache: Path | None = None) -> DictConfig:
-        return compose_config(name, list(overrides), tmp_path / run, cache or shared_cache)
+        # use_local=False: a developer's conf/local/default.yaml must not change what the tests compose.
+        return compose_config(name, list(overrides), tmp_path / run, cache or shared_cache, use_local=False)
 
     return make
 

@@ -28,7 +28,8 @@ def load_run_config(ckpt_path: Path) -> DictConfig:
     """The data and model configs the checkpoint was trained with."""
     if not ckpt_path.is_file():
         raise UserInputError(f"checkpoint not found: {ckpt_path} (set ckpt_path=<run dir>/checkpoints/<file>.ckpt)")
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    # Memory-mapped: only the config is read here; load_from_checkpoint reads the weights once, below.
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False, mmap=True)
     if RUN_CONFIG_KEY not in checkpoint:
         raise UserInputError(f"{ckpt_path} was not written by nlp-train (it holds no '{RUN_CONFIG_KEY}')")
     return OmegaConf.create(checkpoint[RUN_CONFIG_KEY])

@@ -56,17 +56,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     # Report the best checkpoint's scores; fast_dev_run and runs without checkpointing use the final weights.
     checkpoint = trainer.checkpoint_callback
     best_path = checkpoint.best_model_path if checkpoint else ""
-    metrics: dict[str, Any] = {}
-    for results in (
-        trainer.validate(model, datamodule=datamodule, ckpt_path=best_path or None, verbose=False),
-        trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None)
-        if cfg.get("test") and "test" in datamodule.splits
-        else [],
-    ):
-        metrics.update(results[0] if results else {})  # empty with trainer.limit_val_batches=0
-    for callback in trainer.callbacks:  # e.g. the throughput monitor's medians
+    ckpt = best_path or None
+    metrics: dict[str, Any] = dict(
+        _first(trainer.validate(model, datamodule=datamodule, ckpt_path=ckpt, verbose=False))
+    )
+    if cfg.get("test") and "test" in datamodule.splits:
+        metrics.update(_first(trainer.test(model, datamodule=datamodule, ckpt_path=ckpt)))
+    for callback in trainer.callbacks:  # callbacks that summarise the run, e.g. the throughput monitor's medians
         if hasattr(callback, "summary"):
-            metrics.update({f"throughput/{key}": value for key, value in callback.summary().items()})
+            metrics.update(callback.summary())
     metrics = plain_metrics(metrics)
     metrics.update(
         best_model_path=best_path or None,
@@ -77,6 +75,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if trainer.is_global_zero:
         write_metrics(output_dir, metrics)
     return metrics
+
+
+def _first(results: list[dict]) -> dict:
+    """The first dataloader's metrics (empty when the loop ran no batch, e.g. trainer.limit_val_batches=0)."""
+    return results[0] if results else {}
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")

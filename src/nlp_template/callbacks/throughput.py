@@ -24,7 +24,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 
 class ThroughputMonitor(L.Callback):
-    """Log `perf/*` every `log_every_n_steps` training batches; `summary()` gives medians over the run.
+    """Log `perf/*` every `log_every_n_steps` training batches; `summary()` gives medians as `throughput/*`.
 
     Args:
         log_every_n_steps: batches per measurement interval.
@@ -134,7 +134,7 @@ class ThroughputMonitor(L.Callback):
         intervals = self.intervals[1:] if len(self.intervals) > 1 else self.intervals
         if not intervals:
             return {}
-        return {key: statistics.median(i[key] for i in intervals) for key in intervals[0]}
+        return {f"throughput/{key}": statistics.median(i[key] for i in intervals) for key in intervals[0]}
 
 
 def _meta_copy(network: torch.nn.Module) -> torch.nn.Module:

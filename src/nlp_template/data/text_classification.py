@@ -117,9 +117,11 @@ class TextClassificationDataModule(L.LightningDataModule):
                 self._build()
 
     def setup(self, stage: str | None = None) -> None:
-        """Attach the cached splits, tokenizer and label set to this object."""
-        if self.splits is None:
-            self._build()
+        """Attach the cached splits, tokenizer and label set to this object.
+
+        Ranks that Lightning keeps out of `prepare_data` get them here, through the same lock and cache.
+        """
+        self.prepare_data()
 
     def _build(self) -> None:
         raw, data_key = self._load_raw()

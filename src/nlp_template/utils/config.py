@@ -10,7 +10,7 @@ from pathlib import Path
 import rich
 import rich.syntax
 import rich.tree
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 CONFIG_DIR = PROJECT_ROOT / "conf"
@@ -68,3 +68,25 @@ def print_and_save(cfg: DictConfig, output_dir: str | Path, show: bool = True, o
         text = OmegaConf.to_yaml(value, resolve=True) if isinstance(value, DictConfig) else str(value)
         tree.add(str(key), style="bold").add(rich.syntax.Syntax(text, "yaml"))
     rich.print(tree)
+
+
+def compose_config(
+    name: str, overrides: list[str], run_dir: str | Path, cache_dir: str | Path, use_local: bool = True
+) -> DictConfig:
+    """Compose `conf/<name>.yaml` in Python as the command line would (tests, benchmarks, notebooks).
+
+    The run writes to `run_dir` and caches in `cache_dir`; `use_local=False` leaves out `conf/local/default.yaml`.
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    register_resolvers()
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        extra = [] if use_local else ["~local"]
+        cfg = compose(name, overrides=[*overrides, *extra], return_hydra_config=True)
+    HydraConfig().set_config(cfg)  # so ${hydra:...} resolves outside @hydra.main
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(run_dir)
+        cfg.paths.log_dir = str(Path(run_dir).parent / "logs")
+        cfg.paths.cache_dir = str(cache_dir)
+    return cfg
