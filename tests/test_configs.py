@@ -35,19 +35,22 @@ def test_no_config_folder_escapes_the_tests():
     # A YAML in a folder missing from GROUPS would never be composed below (conf/local/ is the user's own).
     covered = {CONFIG_DIR / f"{g}/{o}.yaml" for g in GROUPS for o in options(g)}
     covered |= {CONFIG_DIR / "train.yaml", CONFIG_DIR / "eval.yaml", CONFIG_DIR / "hydra/launcher/slurm.yaml"}
+    covered |= {CONFIG_DIR / "data/common/base.yaml"}  # in every data config's defaults
     shipped = {p for p in all_yaml_files() if p.parent.name != "local"}
     assert shipped <= covered, sorted(shipped - covered)
 
 
-def test_data_configs_list_every_data_module_argument():
+def test_data_configs_list_every_data_module_argument(make_cfg):
     import inspect
 
-    from nlp_template.data.text_classification import TextClassificationDataModule
+    from nlp_template.data.base import TokenizedDataModule
 
-    arguments = set(inspect.signature(TextClassificationDataModule).parameters)
+    shared = set(inspect.signature(TokenizedDataModule).parameters)
     for option in options("data"):
-        keys = set(OmegaConf.load(CONFIG_DIR / "data" / f"{option}.yaml")) - {"_target_"}
-        assert keys == arguments, (option, sorted(keys ^ arguments))
+        cfg = make_cfg([f"data={option}"])
+        own = set(inspect.signature(hydra.utils.get_class(cfg.data._target_)).parameters) - {"kwargs"}
+        keys = set(cfg.data) - {"_target_"}
+        assert keys == own | shared, (option, sorted(keys ^ (own | shared)))
 
 
 @pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS if g != "hydra" for o in options(g)])
@@ -74,9 +77,13 @@ def test_eval_config_composes(make_cfg):
     assert cfg.ckpt_path == "some.ckpt" and cfg.trainer._target_ == "lightning.pytorch.Trainer"
 
 
+# Data configs whose source needs a file: a stand-in path (instantiating reads nothing).
+FILE_SOURCES = {"files", "conll", "text_files"}
+
+
 @pytest.mark.parametrize("option", options("data"))
 def test_data_configs_instantiate(make_cfg, option, sentiment_csv):
-    overrides = [f"data={option}"] + ([f"data.source.train={sentiment_csv()}"] if option == "files" else [])
+    overrides = [f"data={option}"] + ([f"data.source.train={sentiment_csv()}"] if option in FILE_SOURCES else [])
     datamodule = hydra.utils.instantiate(make_cfg(overrides).data)
     assert isinstance(datamodule, L.LightningDataModule)
     assert hasattr(datamodule.source, "load") and hasattr(datamodule.source, "fingerprint")
@@ -87,11 +94,15 @@ def test_model_configs_instantiate(make_cfg, option, request):
     overrides = [f"model={option}"]
     if "pretrained" in option:  # needs a real model on disk
         overrides.append(f"model.backbone={request.getfixturevalue('minilm')}")
-    model = hydra.utils.instantiate(
-        make_cfg(overrides).model, _convert_="all", id2label={0: "neg", 1: "pos"}, vocab_size=30522, pad_token_id=0
-    )
+    data = {"vocab_size": 30522, "pad_token_id": 0}
+    if option == "causal_lm":
+        model = hydra.utils.instantiate(make_cfg([*overrides, "data=sample_text"]).model, _convert_="all", **data)
+        assert model.network.config.vocab_size == 30522
+        return
+    model = hydra.utils.instantiate(make_cfg(overrides).model, _convert_="all", id2label={0: "neg", 1: "pos"}, **data)
     assert isinstance(model, L.LightningModule)
-    assert model.network.config.num_labels == 2
+    head = model.network.head if option.startswith("rnn") else model.network.classifier
+    assert head.out_features == 2
 
 
 @pytest.mark.parametrize("option", options("trainer"))

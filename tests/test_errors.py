@@ -19,13 +19,13 @@ def prepare(source, tmp_path, **kwargs) -> TextClassificationDataModule:
 
 def test_missing_text_column_lists_the_columns(sentiment_csv, tmp_path):
     path = sentiment_csv()
-    with pytest.raises(UserInputError, match=r"no text column 'sentence'.*\['text', 'label'\]"):
+    with pytest.raises(UserInputError, match=r"no column 'sentence' \(data.text_column\).*\['text', 'label'\]"):
         prepare(FileSource(train=str(path)), tmp_path, text_column="sentence")
 
 
 def test_missing_label_column_lists_the_columns(sentiment_csv, tmp_path):
     path = sentiment_csv()
-    with pytest.raises(UserInputError, match=r"no label column 'sentiment'.*data.label_column"):
+    with pytest.raises(UserInputError, match=r"no column 'sentiment' \(data.label_column\).*Set data.label_column"):
         prepare(FileSource(train=str(path)), tmp_path, label_column="sentiment")
 
 

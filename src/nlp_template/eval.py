@@ -54,7 +54,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     data_cfg = OmegaConf.merge(run_cfg.data, cfg.get("data") or {})
     # The model's own label order and tokenizer, never a re-derived (possibly different) one.
-    data_cfg.labels = [label for _, label in sorted(model.hparams.id2label.items())]
+    if model.hparams.get("id2label"):
+        data_cfg.labels = [label for _, label in sorted(model.hparams.id2label.items())]
     data_cfg.tokenizer = tokenizer_location(model.hparams.tokenizer_path, ckpt_path)
     data_cfg.output_dir = None
     datamodule = hydra.utils.instantiate(data_cfg)

@@ -11,6 +11,7 @@ unknown devices it is left out unless `peak_flops` is given.
 from __future__ import annotations
 
 import copy
+import logging
 import resource
 import statistics
 import time
@@ -21,6 +22,8 @@ import numpy as np
 import torch
 from lightning.fabric.utilities.throughput import get_available_flops
 from torch.utils.flop_counter import FlopCounterMode
+
+log = logging.getLogger(__name__)
 
 
 class ThroughputMonitor(L.Callback):
@@ -38,6 +41,7 @@ class ThroughputMonitor(L.Callback):
         self._flops_per_length: dict[int, int] = {}
         self._quadratic: tuple[float, float, float] | tuple[()] | None = None
         self._meta_network: torch.nn.Module | None = None
+        self._counts_flops = True  # false for networks the meta-device count cannot run (e.g. packed RNNs)
         self._reset()
 
     def _reset(self) -> None:
@@ -53,8 +57,15 @@ class ThroughputMonitor(L.Callback):
         counted lengths give the curve and a fourth checks it; if the check fails (another kind of network), every
         length is counted on its own. Either way each count is of the real network's operations.
         """
+        if not self._counts_flops:
+            return 0
         if self._quadratic is None:
-            self._quadratic = self._fit_quadratic(network)
+            try:
+                self._quadratic = self._fit_quadratic(network)
+            except Exception as error:  # noqa: BLE001 - any failure only means "no FLOP figures"
+                log.info("FLOPs not counted for %s (%s); TFLOP/s and MFU left out", type(network).__name__, error)
+                self._counts_flops = False
+                return 0
         if self._quadratic:
             a, b, c = self._quadratic
             return round(a * length * length + b * length + c)
@@ -116,10 +127,11 @@ class ThroughputMonitor(L.Callback):
             "padded_tokens_per_sec": self._padded / seconds,
             "padding_fraction": 1 - real / self._padded,
             "step_time_sec": seconds / self._steps,
-            "tflops_per_sec": self._flops / seconds / 1e12,
             "peak_memory_gb": _peak_memory_gb(pl_module.device),
         }
-        if self.peak_flops:
+        if self._counts_flops:
+            interval["tflops_per_sec"] = self._flops / seconds / 1e12
+        if self.peak_flops and self._counts_flops:
             interval["mfu"] = self._flops / seconds / self.peak_flops
         self.intervals.append(interval)
         pl_module.log_dict({f"perf/{k}": v for k, v in interval.items()}, on_step=True, on_epoch=False)

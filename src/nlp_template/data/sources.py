@@ -29,6 +29,8 @@ _FORMATS = {
     ".jsonl": ("json", {}),
     ".json": ("json", {}),
     ".parquet": ("parquet", {}),
+    # Plain text: a row per line (column `text`), line breaks kept so that the rows concatenate back into the file.
+    ".txt": ("text", {"keep_linebreaks": True}),
 }
 
 
@@ -76,7 +78,7 @@ class HubSource:
 
 @dataclass
 class FileSource:
-    """Local files, one per split; the format follows the extension (.csv, .tsv, .jsonl/.json, .parquet).
+    """Local files, one per split; the format follows the extension (.csv, .tsv, .jsonl/.json, .parquet, .txt).
 
     Args:
         train: path of the training file (required).

@@ -1,4 +1,8 @@
-"""Tokenizers: a pretrained one (Hub name or local directory) or a WordPiece tokenizer trained on the training split.
+"""Tokenizers: a pretrained one (Hub name or local directory) or one trained on the training split.
+
+Three kinds can be trained: `wordpiece` (BERT-style, for classification and tagging), `bpe` (byte-level BPE as in
+GPT-2, for language modelling: any text round-trips) and `char` (one token per character, as nanoGPT's
+Shakespeare model).
 
 Training a tokenizer is not deterministic across processes (the `tokenizers` trainer is multi-threaded), so a
 trained tokenizer is cached under a key of the data and the settings: the first run trains and saves it, every later
@@ -14,7 +18,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 from nlp_template.utils.errors import UserInputError
@@ -59,14 +63,65 @@ def train_wordpiece(texts: Iterable[str], vocab_size: int, lowercase: bool = Tru
     )
 
 
-def cached_wordpiece(
-    texts: Iterable[str], data_key: str, vocab_size: int, lowercase: bool, cache_dir: str | os.PathLike
+# Special tokens of the tokenizers trained for language modelling.
+LM_SPECIAL_TOKENS = {"pad_token": "<pad>", "unk_token": "<unk>", "eos_token": "<eos>"}
+
+
+def train_bpe(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
+    """Train a byte-level BPE tokenizer (GPT-2 style): every string round-trips, nothing is unknown."""
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(LM_SPECIAL_TOKENS.values()),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    return _wrap_lm(tokenizer)
+
+
+def train_char(texts: Iterable[str], lowercase: bool = False) -> PreTrainedTokenizerFast:
+    """A character-level tokenizer over the characters of `texts` (whitespace and newlines included)."""
+    characters: set[str] = set()
+    for text in texts:
+        characters.update(text.lower() if lowercase else text)
+    vocab = {token: index for index, token in enumerate(LM_SPECIAL_TOKENS.values())}
+    vocab.update({char: len(vocab) + index for index, char in enumerate(sorted(characters))})
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token=LM_SPECIAL_TOKENS["unk_token"]))
+    if lowercase:
+        tokenizer.normalizer = normalizers.Lowercase()
+    tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")  # every character
+    tokenizer.decoder = decoders.Fuse()  # join characters back without separators
+    return _wrap_lm(tokenizer)
+
+
+def _wrap_lm(tokenizer: Tokenizer) -> PreTrainedTokenizerFast:
+    # No clean-up of spaces on decode: text must round-trip exactly (" ." stays " .").
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        model_input_names=["input_ids", "attention_mask"],
+        clean_up_tokenization_spaces=False,
+        **LM_SPECIAL_TOKENS,
+    )
+
+
+TRAINABLE = ("wordpiece", "bpe", "char")
+
+
+def cached_trained_tokenizer(
+    kind: str, texts: Iterable[str], data_key: str, vocab_size: int, lowercase: bool, cache_dir: str | os.PathLike
 ) -> PreTrainedTokenizerBase:
-    """Load the tokenizer trained on this data with these settings, training and saving it on first use."""
-    key = hashlib.sha256(f"wordpiece-v1:{data_key}:{vocab_size}:{lowercase}".encode()).hexdigest()[:16]
+    """Load the tokenizer of this kind trained on this data with these settings, training it on first use."""
+    if kind not in TRAINABLE:
+        raise UserInputError(f"unknown data.tokenizer_type '{kind}'; use one of {list(TRAINABLE)}")
+    settings = {"wordpiece": (vocab_size, lowercase), "bpe": (vocab_size,), "char": (lowercase,)}[kind]
+    version = "wordpiece-v1" if kind == "wordpiece" else f"{kind}-v1"  # wordpiece keys predate the other kinds
+    key = hashlib.sha256(f"{version}:{data_key}:{':'.join(map(str, settings))}".encode()).hexdigest()[:16]
     directory = Path(cache_dir) / "tokenizers" / key
     if not directory.is_dir():
-        save_atomically(train_wordpiece(texts, vocab_size, lowercase), directory)
+        train = {"wordpiece": train_wordpiece, "bpe": train_bpe, "char": train_char}[kind]
+        save_atomically(train(texts, *settings), directory)
     return AutoTokenizer.from_pretrained(str(directory))
 
 

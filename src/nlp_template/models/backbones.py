@@ -57,3 +57,9 @@ def build_model(
     if vocab_size and vocab_size > model.get_input_embeddings().num_embeddings:
         model.resize_token_embeddings(vocab_size)
     return model
+
+
+def model_from_config(auto_class: Any, config: dict[str, Any]) -> PreTrainedModel:
+    """Rebuild a network with random weights from a full saved config (`config.to_dict()`), offline."""
+    settings = dict(config)
+    return auto_class.from_config(AutoConfig.for_model(settings.pop("model_type"), **settings))

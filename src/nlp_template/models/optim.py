@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
@@ -26,3 +28,20 @@ def linear_warmup_decay(optimizer: Optimizer, num_training_steps: int, warmup_fr
         raise ValueError(f"warmup_fraction must be in [0, 1), got {warmup_fraction}")
     warmup = int(round(warmup_fraction * num_training_steps))
     return get_linear_schedule_with_warmup(optimizer, warmup, num_training_steps)
+
+
+def warmup_cosine(
+    optimizer: Optimizer, num_training_steps: int, warmup_fraction: float = 0.05, min_lr_ratio: float = 0.1
+) -> LambdaLR:
+    """Linear warm-up, then cosine decay to `min_lr_ratio` times the peak at `num_training_steps` (nanoGPT's)."""
+    if not 0.0 <= warmup_fraction < 1.0:
+        raise ValueError(f"warmup_fraction must be in [0, 1), got {warmup_fraction}")
+    warmup = int(round(warmup_fraction * num_training_steps))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        progress = min(1.0, (step - warmup) / max(1, num_training_steps - warmup))
+        return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return LambdaLR(optimizer, factor)

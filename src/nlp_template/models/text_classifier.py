@@ -1,9 +1,10 @@
-"""`TextClassifier`: a LightningModule around `AutoModelForSequenceClassification`.
+"""Sequence classification: `TextClassifier` (a Hugging Face encoder) on `SequenceClassificationTask`.
 
-The module owns the loss (the HF model's cross-entropy, a mean over the examples of the batch), the metrics
-(torchmetrics accuracy and macro F1) and the optimizer/scheduler (Hydra partials). Its hyperparameters hold plain
-values only, including the network's full config, so `TextClassifier.load_from_checkpoint(path)` rebuilds the
-network offline from the checkpoint alone; the tokenizer lives beside it (`hparams.tokenizer_path`).
+`SequenceClassificationTask` owns what every sentence classifier shares: the loss (the network's cross-entropy, a
+mean over the examples of the batch), the metrics (torchmetrics accuracy and macro F1) and the steps; the
+recurrent classifier (`rnn_classifier.py`) uses it with another network. Hyperparameters hold plain values only,
+including the network's full config, so `TextClassifier.load_from_checkpoint(path)` rebuilds the network offline
+from the checkpoint alone; the tokenizer lives beside it (`hparams.tokenizer_path`).
 """
 
 from __future__ import annotations
@@ -11,19 +12,63 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import lightning as L
 import torch
 from torch.optim import Optimizer
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
-from transformers import AutoConfig, AutoModelForSequenceClassification
+from transformers import AutoModelForSequenceClassification
 
-from nlp_template.models.backbones import build_model
-from nlp_template.models.optim import parameter_groups
-from nlp_template.utils.errors import UserInputError
+from nlp_template.models.base import TaskModule, label_maps
 
 
-class TextClassifier(L.LightningModule):
+class SequenceClassificationTask(TaskModule):
+    """Steps and metrics of sentence (pair) classification; subclasses build `self.network`.
+
+    Args:
+        num_labels: number of classes.
+        optimizer: partial optimizer, called with the parameter groups.
+        scheduler: partial scheduler, called with the optimizer and `num_training_steps`.
+    """
+
+    def __init__(
+        self,
+        num_labels: int,
+        optimizer: Callable[..., Optimizer] | None = None,
+        scheduler: Callable[..., Any] | None = None,
+    ) -> None:
+        super().__init__(optimizer, scheduler)
+        metrics = MetricCollection(
+            {
+                "acc": MulticlassAccuracy(num_classes=num_labels, average="micro"),
+                "f1": MulticlassF1Score(num_classes=num_labels, average="macro"),
+            }
+        )
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Cross-entropy on one batch; a NaN/inf loss stops the run with a hint instead of training on garbage."""
+        loss = self.checked_loss(self(**batch).loss)
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["labels"].shape[0])
+        return loss
+
+    def _evaluate(self, batch: dict[str, torch.Tensor], stage: str, metrics: MetricCollection) -> None:
+        output = self(**batch)
+        metrics.update(output.logits.argmax(dim=-1), batch["labels"])
+        batch_size = batch["labels"].shape[0]
+        self.log(f"{stage}/loss", output.loss, prog_bar=stage == "val", batch_size=batch_size, sync_dist=True)
+        self.log_dict(metrics, prog_bar=stage == "val", batch_size=batch_size)
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        """Loss, accuracy and macro F1 on a validation batch (logged as epoch means)."""
+        self._evaluate(batch, "val", self.val_metrics)
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        """Loss, accuracy and macro F1 on a test batch."""
+        self._evaluate(batch, "test", self.test_metrics)
+
+
+class TextClassifier(SequenceClassificationTask):
     """Sequence (or sequence-pair) classification with a Hugging Face encoder.
 
     Args:
@@ -57,80 +102,15 @@ class TextClassifier(L.LightningModule):
         gradient_checkpointing: bool = False,
         compile: bool = False,
     ) -> None:
-        super().__init__()
-        if not id2label:
-            raise UserInputError("TextClassifier needs id2label (the data module provides it in train.py)")
-        id2label = {int(index): str(label) for index, label in id2label.items()}
+        id2label = label_maps(id2label, "TextClassifier")
+        super().__init__(len(id2label), optimizer, scheduler)
         self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
         self.hparams["id2label"] = id2label
-        if backbone_config:  # restoring a checkpoint: same architecture, weights come from the state dict
-            settings = dict(backbone_config)
-            self.network = AutoModelForSequenceClassification.from_config(
-                AutoConfig.for_model(settings.pop("model_type"), **settings)
-            )
-        else:
-            task_settings = {
-                "id2label": id2label,
-                "label2id": {label: index for index, label in id2label.items()},
-                "vocab_size": vocab_size,
-                "pad_token_id": pad_token_id,
-            }
-            task_settings = {key: value for key, value in task_settings.items() if value is not None}
-            self.network = build_model(AutoModelForSequenceClassification, backbone, pretrained, config, task_settings)
-            self.hparams["backbone_config"] = self.network.config.to_dict()
-        if gradient_checkpointing:
-            self.network.gradient_checkpointing_enable()
-        # Kept out of the module tree (no `_orig_mod.` in checkpoints: they load with or without compile).
-        object.__setattr__(self, "_compiled", torch.compile(self.network, dynamic=True) if compile else None)
-        self.optimizer_factory = optimizer
-        self.scheduler_factory = scheduler
-        metrics = MetricCollection(
-            {
-                "acc": MulticlassAccuracy(num_classes=len(id2label), average="micro"),
-                "f1": MulticlassF1Score(num_classes=len(id2label), average="macro"),
-            }
-        )
-        self.val_metrics = metrics.clone(prefix="val/")
-        self.test_metrics = metrics.clone(prefix="test/")
-
-    def forward(self, **batch: torch.Tensor) -> Any:
-        """The Hugging Face model's output (logits, and the loss when `labels` is in the batch)."""
-        return (self.network if self._compiled is None else self._compiled)(**batch)
-
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """Cross-entropy on one batch; a NaN/inf loss stops the run with a hint instead of training on garbage."""
-        loss = self(**batch).loss
-        if not torch.isfinite(loss):
-            raise UserInputError(
-                f"training loss is {loss.item()} at step {self.global_step}: lower model.optimizer.lr, clip gradients"
-                " (trainer.gradient_clip_val=1.0) or train in 32-bit precision (trainer.precision=32)"
-            )
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch["labels"].shape[0])
-        return loss
-
-    def _evaluate(self, batch: dict[str, torch.Tensor], stage: str, metrics: MetricCollection) -> None:
-        output = self(**batch)
-        metrics.update(output.logits.argmax(dim=-1), batch["labels"])
-        batch_size = batch["labels"].shape[0]
-        self.log(f"{stage}/loss", output.loss, prog_bar=stage == "val", batch_size=batch_size, sync_dist=True)
-        self.log_dict(metrics, prog_bar=stage == "val", batch_size=batch_size)
-
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        """Loss, accuracy and macro F1 on a validation batch (logged as epoch means)."""
-        self._evaluate(batch, "val", self.val_metrics)
-
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        """Loss, accuracy and macro F1 on a test batch."""
-        self._evaluate(batch, "test", self.test_metrics)
-
-    def configure_optimizers(self) -> Any:
-        """The configured optimizer over decay/no-decay groups, and the scheduler stepped every optimizer step."""
-        if self.optimizer_factory is None:
-            raise UserInputError("no optimizer configured: set model.optimizer (see conf/model/text_classifier.yaml)")
-        weight_decay = getattr(self.optimizer_factory, "keywords", {}).get("weight_decay", 0.0)
-        optimizer = self.optimizer_factory(parameter_groups(self.trainer.model, weight_decay))
-        if self.scheduler_factory is None:
-            return optimizer
-        total_steps = int(self.trainer.estimated_stepping_batches)
-        scheduler = self.scheduler_factory(optimizer, num_training_steps=total_steps)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        task_settings = {
+            "id2label": id2label,
+            "label2id": {label: index for index, label in id2label.items()},
+            "vocab_size": vocab_size,
+            "pad_token_id": pad_token_id,
+        }
+        self.network = self.hf_network(AutoModelForSequenceClassification, task_settings)
+        self.setup_network(gradient_checkpointing, compile)

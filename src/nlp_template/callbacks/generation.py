@@ -1,0 +1,114 @@
+"""`GenerationSamples`: what the language model writes, at the end of every validation.
+
+A loss curve says a model improves; a few generated lines say how. Each prompt is continued greedily and by
+sampling (temperature, top-k) under a fixed seed, inside `torch.random.fork_rng` so that sampling never shifts the
+training run's random stream (a run with this callback trains exactly as one without). Samples go to
+`<run dir>/samples.md` and, when present, to TensorBoard (text), Weights & Biases (a table) and MLflow (a text
+artifact).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.trainer.states import TrainerFn
+
+log = logging.getLogger(__name__)
+
+
+class GenerationSamples(L.Callback):
+    """Generate from a few prompts at validation end and log the text.
+
+    Args:
+        prompts: prompt strings; None takes the first `prompt_tokens` tokens of the first validation blocks.
+        num_prompts: how many validation blocks give prompts when `prompts` is None.
+        prompt_tokens: prompt length taken from validation blocks.
+        max_new_tokens: tokens generated per sample.
+        temperature: sampling temperature.
+        top_k: sample from the k most likely tokens only (None: all).
+        seed: seed of the sampled continuations.
+    """
+
+    def __init__(
+        self,
+        prompts: list[str] | None = None,
+        num_prompts: int = 2,
+        prompt_tokens: int = 16,
+        max_new_tokens: int = 80,
+        temperature: float = 0.8,
+        top_k: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.prompts = list(prompts) if prompts else None
+        self.num_prompts = num_prompts
+        self.prompt_tokens = prompt_tokens
+        self.max_new_tokens = max_new_tokens
+        self.temperature = temperature
+        self.top_k = top_k
+        self.seed = seed
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Generate and log (rank 0, not during the sanity check)."""
+        # Only during fit: the validation that train.py runs on the best checkpoint would repeat the last samples.
+        fitting = trainer.state.fn == TrainerFn.FITTING
+        if not fitting or trainer.sanity_checking or not trainer.is_global_zero or trainer.datamodule is None:
+            return
+        tokenizer = trainer.datamodule.tokenizer
+        samples = [self.generate(pl_module, tokenizer, prompt) for prompt in self._prompt_ids(trainer, tokenizer)]
+        self._log(trainer, samples)
+
+    def _prompt_ids(self, trainer: L.Trainer, tokenizer: Any) -> list[list[int]]:
+        if self.prompts:
+            return [tokenizer(prompt, add_special_tokens=False)["input_ids"] for prompt in self.prompts]
+        blocks = trainer.datamodule.splits["validation"]["input_ids"][: self.num_prompts]
+        return [list(block[: self.prompt_tokens]) for block in blocks]
+
+    @torch.no_grad()
+    def generate(self, pl_module: L.LightningModule, tokenizer: Any, prompt: list[int]) -> dict[str, str]:
+        """The prompt and its greedy and sampled continuations, decoded."""
+        network = pl_module.network
+        ids = torch.tensor([prompt], device=pl_module.device)
+        settings = {
+            "attention_mask": torch.ones_like(ids),
+            "max_new_tokens": self.max_new_tokens,
+            "pad_token_id": tokenizer.pad_token_id,
+        }
+        was_training = network.training
+        network.eval()
+        try:
+            greedy = network.generate(ids, do_sample=False, **settings)
+            devices = [pl_module.device] if pl_module.device.type == "cuda" else []
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(self.seed)
+                sampled = network.generate(
+                    ids, do_sample=True, temperature=self.temperature, top_k=self.top_k or 0, **settings
+                )
+        finally:
+            network.train(was_training)
+        decode = lambda output: tokenizer.decode(output[0, len(prompt) :], skip_special_tokens=True)  # noqa: E731
+        return {"prompt": tokenizer.decode(prompt), "greedy": decode(greedy), "sampled": decode(sampled)}
+
+    def _log(self, trainer: L.Trainer, samples: list[dict[str, str]]) -> None:
+        step = trainer.global_step
+        lines = [f"## step {step}\n"]
+        for sample in samples:
+            lines += [f"**prompt** `{sample['prompt']!r}`\n", f"- greedy: `{sample['greedy']!r}`",
+                      f"- sampled: `{sample['sampled']!r}`\n"]  # fmt: skip
+        text = "\n".join(lines) + "\n"
+        log.info("Generated at step %d: %r -> %r", step, samples[0]["prompt"], samples[0]["greedy"])
+        if trainer.default_root_dir:
+            with open(Path(trainer.default_root_dir) / "samples.md", "a") as handle:
+                handle.write(text)
+        for logger in trainer.loggers:
+            experiment = getattr(logger, "experiment", None)
+            if hasattr(experiment, "add_text"):  # TensorBoard
+                experiment.add_text("samples", text, global_step=step)
+            elif hasattr(logger, "log_text"):  # Weights & Biases
+                rows = [[s["prompt"], s["greedy"], s["sampled"]] for s in samples]
+                logger.log_text("samples", columns=["prompt", "greedy", "sampled"], data=rows, step=step)
+            elif hasattr(experiment, "log_text") and hasattr(logger, "run_id"):  # MLflow
+                experiment.log_text(logger.run_id, text, f"samples/step_{step:07d}.md")

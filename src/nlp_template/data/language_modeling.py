@@ -1,0 +1,138 @@
+"""`LanguageModelingDataModule`: text -> one token stream per split -> blocks of `block_size` tokens.
+
+Packing happens over the whole split, not per `datasets.map` batch: the Hugging Face examples' `group_texts` drops
+the tail of every batch of 1,000 documents (up to a block each); here only the split's last partial block is short,
+and it is kept (padded, its padding masked out of the loss). Without a validation split, validation is the last
+`validation_fraction` of the training token stream, contiguous (as nanoGPT splits Shakespeare), so no block of
+validation text overlaps a training block.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from datasets import Dataset, DatasetDict
+from transformers import PreTrainedTokenizerBase
+
+from nlp_template.data.base import TokenizedDataModule
+from nlp_template.data.cache import cache_key, cached_splits
+from nlp_template.data.tokenizer import tokenizer_fingerprint
+from nlp_template.utils.errors import UserInputError
+
+
+class LanguageModelingDataModule(TokenizedDataModule):
+    """Causal language modelling data: text files or Hub text data sets, packed into blocks.
+
+    Args:
+        source: an object with `load() -> DatasetDict` and `fingerprint() -> str`; `.txt` files (`FileSource`) give
+            one row per line with its line break kept, so the concatenated rows are the file itself.
+        text_column: column with the text.
+        block_size: tokens per training example (the model's context length; at most its position embeddings).
+        eos_between_documents: put the tokenizer's end-of-text token between rows (for data sets whose rows are
+            separate documents; off for line-split text files, whose lines already end in a line break).
+        **kwargs: tokenizer, batching, caching and split settings of `TokenizedDataModule` (`data/base.py`);
+            `tokenizer_type` `char` or `bpe` trains a tokenizer; `max_length` is not used (see `block_size`).
+    """
+
+    def __init__(
+        self, source: Any, text_column: str = "text", block_size: int = 128, eos_between_documents: bool = False,
+        **kwargs: Any,
+    ) -> None:  # fmt: skip
+        super().__init__(source, **{"tokenizer_type": "bpe", "lowercase": False, **kwargs})
+        if block_size < 2:
+            raise UserInputError(f"data.block_size must be at least 2 (an input and a next token), got {block_size}")
+        self.text_column = text_column
+        self.block_size = block_size
+        self.eos_between_documents = eos_between_documents
+
+    def _build(self) -> None:
+        raw, data_key = self._load_raw(carve=False)
+        self._check_columns(raw, {"text_column": self.text_column})
+        if not any(text and text.strip() for text in raw["train"][self.text_column]):
+            raise UserInputError("the training text is empty (or only whitespace): give data.source.train some text")
+        tokenizer = self._make_tokenizer(iter(raw["train"][self.text_column]), cache_key(data_key, self.text_column))
+        if tokenizer.pad_token is None:  # GPT-2 style tokenizers have none; padding is masked out anyway
+            tokenizer.pad_token = tokenizer.eos_token
+        key = cache_key(
+            "language-modeling-v1", data_key, self.text_column, tokenizer_fingerprint(tokenizer), self.block_size,
+            self.eos_between_documents, self.validation_fraction,
+        )  # fmt: skip
+        self.splits, meta = cached_splits(self.cache_dir, key, lambda: self._tokenize(raw, tokenizer))
+        self.tokenizer, self.stats = tokenizer, meta["stats"]
+
+    def _tokenize(self, raw: DatasetDict, tokenizer: PreTrainedTokenizerBase) -> tuple[DatasetDict, dict]:
+        separator = self._separator(tokenizer)
+
+        def encode(batch: dict) -> dict:
+            ids = tokenizer([text or "" for text in batch[self.text_column]], add_special_tokens=False)["input_ids"]
+            return {"input_ids": [row + separator for row in ids]}
+
+        streams = {}
+        for split, data in raw.items():
+            encoded = data.map(encode, batched=True, remove_columns=data.column_names, desc=f"Tokenizing {split}")
+            streams[split] = _concatenate(encoded["input_ids"])
+        if "validation" not in streams:
+            cut = int(round(len(streams["train"]) * (1 - self.validation_fraction)))
+            streams["validation"], streams["train"] = streams["train"][cut:], streams["train"][:cut]
+        for split, stream in streams.items():
+            if len(stream) < 2:
+                raise UserInputError(
+                    f"the {split} split has {len(stream)} token(s); it needs at least 2. Give it more text"
+                    " (or lower data.validation_fraction)"
+                )
+        splits = DatasetDict({split: self._blocks(stream) for split, stream in streams.items()})
+        stats = {split: {"tokens": int(len(stream)), "blocks": splits[split].num_rows} for split, stream in streams.items()}
+        return splits, {"stats": stats}
+
+    def _separator(self, tokenizer: PreTrainedTokenizerBase) -> list[int]:
+        if not self.eos_between_documents:
+            return []
+        eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
+        if eos is None:
+            raise UserInputError("data.eos_between_documents=true needs a tokenizer with an eos (or sep) token")
+        return [eos]
+
+    def _blocks(self, stream: np.ndarray) -> Dataset:
+        """Consecutive blocks of `block_size` tokens; the last one may be shorter (kept if it has 2 tokens)."""
+        starts = range(0, len(stream), self.block_size)
+        blocks = [stream[start : start + self.block_size] for start in starts]
+        if len(blocks[-1]) < 2:  # a single token has no next token to predict
+            blocks.pop()
+        return Dataset.from_dict({"input_ids": blocks, "length": [len(block) for block in blocks]})
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """The base module's vocabulary facts plus the end-of-text id and the block size (checked by the model)."""
+        return {**super().model_kwargs(), "eos_token_id": self.tokenizer.eos_token_id, "block_size": self.block_size}
+
+    def collator(self) -> LanguageModelingCollator:
+        """Pad blocks and copy the ids into `labels` with padding masked out (-100)."""
+        return LanguageModelingCollator(self.tokenizer, self._pad_multiple())
+
+
+def _concatenate(rows: list[list[int]]) -> np.ndarray:
+    lengths = [len(row) for row in rows]
+    return np.fromiter((token for row in rows for token in row), dtype=np.int64, count=sum(lengths))
+
+
+class LanguageModelingCollator:
+    """Pads a list of blocks; `labels` are the input ids where the attention mask is 1, else -100.
+
+    Masking by the attention mask rather than by the pad id keeps real end-of-text tokens in the loss when a
+    tokenizer pads with its end-of-text token (GPT-2's).
+    """
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, pad_to_multiple_of: int | None = None) -> None:
+        self.tokenizer = tokenizer
+        self.pad_to_multiple_of = pad_to_multiple_of
+
+    def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
+        """The padded batch with `input_ids`, `attention_mask` and `labels`."""
+        batch = self.tokenizer.pad(
+            [{"input_ids": example["input_ids"]} for example in examples],
+            pad_to_multiple_of=self.pad_to_multiple_of,
+            return_tensors="pt",
+        )
+        batch["labels"] = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+        return dict(batch)

@@ -1,0 +1,156 @@
+"""`TokenClassificationDataModule`: words with one tag each (NER, chunking, POS) -> word pieces with aligned labels.
+
+Examples are pre-split words (`tokens`) and their tags (`tags`); the tokenizer splits words into pieces and
+`word_ids()` maps each piece back to its word. Training labels the first piece of every word (the rest -100, ignored
+by the loss) or, with `label_all_pieces`, every piece (continuation pieces of a `B-X` word get `I-X`). Validation and
+test always label first pieces only, so metrics are computed on words, exactly one prediction per word.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from datasets import ClassLabel, DatasetDict, Sequence, Value
+from transformers import DataCollatorForTokenClassification, PreTrainedTokenizerBase
+
+from nlp_template.data.base import TokenizedDataModule, check_labels
+from nlp_template.data.cache import cache_key, cached_splits
+from nlp_template.data.tokenizer import tokenizer_fingerprint
+from nlp_template.utils.errors import UserInputError
+
+IGNORE = -100  # label of pieces the loss and the metrics skip
+
+
+class TokenClassificationDataModule(TokenizedDataModule):
+    """Token classification data (CoNLL files, JSONL with token/tag lists, Hub data sets such as `conll2003`).
+
+    Args:
+        source: an object with `load() -> DatasetDict` and `fingerprint() -> str` (`ConllSource`, `FileSource` for
+            JSONL/Parquet, `HubSource`, `EntitySamples`).
+        tokens_column: column with the list of words of each example.
+        tags_column: column with the list of tags (strings, or a Hub `Sequence(ClassLabel)`).
+        labels: the tag set in id order; None: `O` first, then the training split's tags sorted by type.
+        label_all_pieces: train on every word piece instead of the first piece of each word.
+        **kwargs: tokenizer, batching, caching and split settings of `TokenizedDataModule` (`data/base.py`).
+    """
+
+    def __init__(
+        self,
+        source: Any,
+        tokens_column: str = "tokens",
+        tags_column: str = "tags",
+        labels: list[str] | None = None,
+        label_all_pieces: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(source, **kwargs)
+        self.tokens_column = tokens_column
+        self.tags_column = tags_column
+        self.labels = [str(label) for label in labels] if labels else None
+        self.label_all_pieces = label_all_pieces
+
+    def _build(self) -> None:
+        raw, data_key = self._load_raw()
+        self._check_columns(raw, {"tokens_column": self.tokens_column, "tags_column": self.tags_column})
+        raw, class_names = _tag_names(raw, self.tags_column)
+        for split, data in raw.items():
+            _check_lengths(split, data[self.tokens_column], data[self.tags_column])
+        labels = self.labels or class_names or tag_order(t for tags in raw["train"][self.tags_column] for t in tags)
+        for split, data in raw.items():
+            check_labels(split, {str(tag) for tags in data[self.tags_column] for tag in tags}, labels)
+        words = (" ".join(tokens) for tokens in raw["train"][self.tokens_column])
+        tokenizer = self._make_tokenizer(words, cache_key(data_key, self.tokens_column))
+        if not tokenizer.is_fast:
+            raise UserInputError("token classification needs a fast tokenizer (word_ids); pick one with a fast version")
+        key = cache_key(
+            "token-classification-v1", data_key, self.tokens_column, self.tags_column, labels,
+            tokenizer_fingerprint(tokenizer), self.max_length, self.label_all_pieces,
+        )  # fmt: skip
+        self.splits, meta = cached_splits(self.cache_dir, key, lambda: self._tokenize(raw, tokenizer, labels))
+        self.tokenizer, self.labels, self.stats = tokenizer, meta["labels"], meta["stats"]
+        self._log_truncation()
+
+    def _tokenize(self, raw: DatasetDict, tokenizer: PreTrainedTokenizerBase, labels: list[str]) -> tuple:
+        label_ids = {label: index for index, label in enumerate(labels)}
+        inside = {index: label_ids.get("I-" + label[2:], index) for label, index in label_ids.items()}
+
+        def encode(batch: dict, all_pieces: bool) -> dict:
+            encoded = tokenizer(batch[self.tokens_column], is_split_into_words=True, truncation=True,
+                                max_length=self.max_length)  # fmt: skip
+            aligned, truncated = [], []
+            for row, tags in enumerate(batch[self.tags_column]):
+                word_ids = encoded.word_ids(row)
+                aligned.append(_align([label_ids[str(tag)] for tag in tags], word_ids, all_pieces, inside))
+                truncated.append(max((w for w in word_ids if w is not None), default=-1) < len(tags) - 1)
+            encoded["labels"] = aligned
+            encoded["truncated"] = truncated
+            encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
+            return dict(encoded)
+
+        encoded = DatasetDict(
+            {
+                split: data.map(
+                    encode, batched=True, remove_columns=data.column_names, desc=f"Tokenizing {split}",
+                    fn_kwargs={"all_pieces": self.label_all_pieces and split == "train"},
+                )  # fmt: skip
+                for split, data in raw.items()
+            }
+        )
+        stats = {
+            split: {"examples": data.num_rows, "truncated": int(sum(data["truncated"]))}
+            for split, data in encoded.items()
+        }
+        return encoded.remove_columns("truncated"), {"labels": labels, "stats": stats}
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """The base module's vocabulary facts plus the tag set (`id2label`)."""
+        return {**super().model_kwargs(), "id2label": dict(enumerate(self.labels))}
+
+    def collator(self) -> DataCollatorForTokenClassification:
+        """Pad input ids and masks with the tokenizer, labels with -100."""
+        return DataCollatorForTokenClassification(self.tokenizer, pad_to_multiple_of=self._pad_multiple())
+
+
+def _align(tags: list[int], word_ids: list[int | None], all_pieces: bool, inside: dict[int, int]) -> list[int]:
+    """One label per piece: the word's tag on its first piece; later pieces -100 or (all_pieces) the I- tag."""
+    labels, previous = [], None
+    for word in word_ids:
+        if word is None:  # special tokens ([CLS], [SEP])
+            labels.append(IGNORE)
+        elif word != previous:
+            labels.append(tags[word])
+        else:
+            labels.append(inside[tags[word]] if all_pieces else IGNORE)
+        previous = word
+    return labels
+
+
+def tag_order(tags: Any) -> list[str]:
+    """`O` first, then the tags sorted by entity type and B- before I- (B-LOC, I-LOC, B-ORG, ...)."""
+    distinct = {str(tag) for tag in tags}
+    rest = sorted(distinct - {"O"}, key=lambda tag: (tag[2:], tag[:2]) if tag[1:2] == "-" else (tag, ""))
+    return (["O"] if "O" in distinct else []) + rest
+
+
+def _tag_names(raw: DatasetDict, column: str) -> tuple[DatasetDict, list[str] | None]:
+    """Hub data sets (e.g. `conll2003`) store tags as `Sequence(ClassLabel)` ids; turn them into names."""
+    feature = raw["train"].features.get(column)
+    inner = getattr(feature, "feature", None)  # datasets' List / Sequence of ClassLabel
+    if not isinstance(inner, ClassLabel):
+        return raw, None
+
+    def to_names(batch: dict) -> dict:
+        return {column: [[inner.int2str(tag) for tag in tags] for tags in batch[column]]}
+
+    # Cast to plain ints first: mapping onto a ClassLabel column would encode the names straight back into ids.
+    raw = DatasetDict({split: data.cast_column(column, Sequence(Value("int64"))) for split, data in raw.items()})
+    return raw.map(to_names, batched=True, desc="Tag names"), list(inner.names)
+
+
+def _check_lengths(split: str, tokens: list[list[str]], tags: list[list[str]]) -> None:
+    for row, (words, labels) in enumerate(zip(tokens, tags)):
+        if words is None or labels is None or len(words) != len(labels):
+            raise UserInputError(
+                f"{split} split, example {row}: {len(words or [])} tokens but {len(labels or [])} tags; every token"
+                " needs exactly one tag"
+            )

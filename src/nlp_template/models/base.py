@@ -1,0 +1,100 @@
+"""`TaskModule`: what every task's LightningModule shares.
+
+The network lives in `self.network` (a Hugging Face model or a plain `nn.Module` whose output has `.loss` and
+`.logits`), so checkpoints hold `network.*` weights whatever the task. This class owns the optimizer and scheduler
+(Hydra partials), the optional `torch.compile` of the network, and the check that stops a run on a NaN/inf loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import torch
+from torch.optim import Optimizer
+
+from nlp_template.models.backbones import build_model, model_from_config
+from nlp_template.models.optim import parameter_groups
+from nlp_template.utils.errors import UserInputError
+
+
+class TaskModule(L.LightningModule):
+    """Base class of the task modules; subclasses set `self.network` and call `self.setup_network(...)`.
+
+    Args:
+        optimizer: partial optimizer, called with the parameter groups.
+        scheduler: partial scheduler, called with the optimizer and `num_training_steps`.
+    """
+
+    def __init__(
+        self, optimizer: Callable[..., Optimizer] | None = None, scheduler: Callable[..., Any] | None = None
+    ) -> None:
+        super().__init__()
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        object.__setattr__(self, "_compiled", None)
+
+    def hf_network(self, auto_class: Any, task_settings: dict[str, Any]) -> torch.nn.Module:
+        """Build the Hugging Face network from the hyperparameters (`backbone`, `pretrained`, `config`).
+
+        A module restored from a checkpoint has `backbone_config` (the network's full config) in its
+        hyperparameters: the same architecture is rebuilt offline and the weights come from the state dict.
+        """
+        saved = self.hparams.get("backbone_config")
+        if saved:
+            return model_from_config(auto_class, saved)
+        settings = {key: value for key, value in task_settings.items() if value is not None}
+        hparams = self.hparams
+        network = build_model(auto_class, hparams.backbone, hparams.pretrained, hparams.config, settings)
+        self.hparams["backbone_config"] = network.config.to_dict()
+        return network
+
+    def setup_network(self, gradient_checkpointing: bool = False, compile: bool = False) -> None:
+        """Optional gradient checkpointing and `torch.compile` of `self.network`.
+
+        The compiled wrapper is kept out of the module tree, so checkpoints have no `_orig_mod.` prefixes and load
+        with or without compile; dynamic shapes keep dynamic padding from recompiling for every new length.
+        """
+        if gradient_checkpointing:
+            # transformers 5 renamed it; the old name still works there but warns.
+            name = next(
+                (n for n in ("activation_checkpointing_enable", "gradient_checkpointing_enable") if hasattr(self.network, n)),
+                None,
+            )
+            if name is None:
+                raise UserInputError(f"{type(self.network).__name__} does not support model.gradient_checkpointing")
+            getattr(self.network, name)()
+        object.__setattr__(self, "_compiled", torch.compile(self.network, dynamic=True) if compile else None)
+
+    def forward(self, **batch: torch.Tensor) -> Any:
+        """The network's output (with the loss when `labels` is in the batch)."""
+        return (self.network if self._compiled is None else self._compiled)(**batch)
+
+    def checked_loss(self, loss: torch.Tensor) -> torch.Tensor:
+        """The loss, or a clear stop when it is NaN/inf (training on it would only spread NaN through the weights)."""
+        if not torch.isfinite(loss):
+            raise UserInputError(
+                f"training loss is {loss.item()} at step {self.global_step}: lower model.optimizer.lr, clip gradients"
+                " (trainer.gradient_clip_val=1.0) or train in 32-bit precision (trainer.precision=32)"
+            )
+        return loss
+
+    def configure_optimizers(self) -> Any:
+        """The configured optimizer over decay/no-decay groups, and the scheduler stepped every optimizer step."""
+        if self.optimizer_factory is None:
+            raise UserInputError("no optimizer configured: set model.optimizer (see conf/model/text_classifier.yaml)")
+        weight_decay = getattr(self.optimizer_factory, "keywords", {}).get("weight_decay", 0.0)
+        optimizer = self.optimizer_factory(parameter_groups(self.trainer.model, weight_decay))
+        if self.scheduler_factory is None:
+            return optimizer
+        total_steps = int(self.trainer.estimated_stepping_batches)
+        scheduler = self.scheduler_factory(optimizer, num_training_steps=total_steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def label_maps(id2label: dict | None, owner: str) -> dict[int, str]:
+    """`id2label` with int keys and str values (YAML and checkpoints may give either), or a clear error if absent."""
+    if not id2label:
+        raise UserInputError(f"{owner} needs id2label (the data module provides it in train.py)")
+    return {int(index): str(label) for index, label in id2label.items()}

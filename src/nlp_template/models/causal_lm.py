@@ -1,0 +1,108 @@
+"""`CausalLM`: a LightningModule around `AutoModelForCausalLM` (GPT-2, Llama, ... pretrained or from a config).
+
+Loss: the network's next-token cross-entropy in nats, a mean over the predicted tokens of the batch (padding of the
+last, shorter block is masked out). Validation and test report the loss as a token-weighted mean over the whole
+split (not a mean of batch means, which would over-weight a short last block) and its perplexity `exp(loss)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch.optim import Optimizer
+from torchmetrics import MeanMetric
+from transformers import AutoModelForCausalLM
+
+from nlp_template.models.base import TaskModule
+from nlp_template.utils.errors import UserInputError
+
+
+class CausalLM(TaskModule):
+    """Causal (next-token) language modelling.
+
+    Args:
+        backbone: Hub id or local directory of the model (or of its config when `pretrained` is false).
+        pretrained: load the backbone's weights; false builds the network with random weights.
+        config: config fields to set or override, e.g. a small GPT-2 `{model_type: gpt2, n_layer: 4, ...}`.
+        vocab_size: tokenizer vocabulary size (given by the data module).
+        pad_token_id: tokenizer pad id (given by the data module).
+        eos_token_id: tokenizer end-of-text id (given by the data module; also the generation start/stop token).
+        block_size: tokens per example (given by the data module; must fit the model's position embeddings).
+        tokenizer_path: where the run's tokenizer is saved (given by the data module).
+        optimizer: partial optimizer, called with the parameter groups.
+        scheduler: partial scheduler, called with the optimizer and `num_training_steps`.
+        backbone_config: the network's full config; set automatically and used when loading a checkpoint.
+        gradient_checkpointing: recompute activations in the backward pass.
+        compile: `torch.compile` the network with dynamic shapes.
+    """
+
+    def __init__(
+        self,
+        backbone: str | None = None,
+        pretrained: bool = False,
+        config: dict[str, Any] | None = None,
+        vocab_size: int | None = None,
+        pad_token_id: int | None = None,
+        eos_token_id: int | None = None,
+        block_size: int | None = None,
+        tokenizer_path: str | None = None,
+        optimizer: Callable[..., Optimizer] | None = None,
+        scheduler: Callable[..., Any] | None = None,
+        backbone_config: dict[str, Any] | None = None,
+        gradient_checkpointing: bool = False,
+        compile: bool = False,
+    ) -> None:
+        super().__init__(optimizer, scheduler)
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
+        task_settings = {
+            "vocab_size": vocab_size,
+            "pad_token_id": pad_token_id,
+            "bos_token_id": eos_token_id,
+            "eos_token_id": eos_token_id,
+        }
+        self.network = self.hf_network(AutoModelForCausalLM, task_settings)
+        positions = getattr(self.network.config, "max_position_embeddings", None)
+        if block_size and positions and block_size > positions:
+            raise UserInputError(
+                f"data.block_size={block_size} is larger than the model's {positions} position embeddings; lower"
+                " data.block_size (or build the model with more positions, e.g. model.config.n_positions)"
+            )
+        self.setup_network(gradient_checkpointing, compile)
+        self.val_loss = MeanMetric()
+        self.test_loss = MeanMetric()
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Next-token cross-entropy; a NaN/inf loss stops the run."""
+        loss = self.checked_loss(self(**batch).loss)
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
+        return loss
+
+    def _evaluate(self, batch: dict[str, torch.Tensor], stage: str) -> None:
+        loss = self(**batch).loss
+        predicted = (batch["labels"][:, 1:] != -100).sum()  # each position predicts the next token
+        getattr(self, f"{stage}_loss").update(loss, weight=predicted)
+
+    def _log_loss(self, stage: str) -> None:
+        metric = getattr(self, f"{stage}_loss")
+        loss = metric.compute()  # token-weighted, summed across ranks
+        self.log_dict({f"{stage}/loss": loss, f"{stage}/ppl": torch.exp(loss)}, prog_bar=stage == "val")
+        metric.reset()
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        """Accumulate the validation loss, weighted by the batch's predicted tokens."""
+        self._evaluate(batch, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        """Validation loss (nats per token) and perplexity over the whole split."""
+        self._log_loss("val")
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        """Accumulate the test loss, weighted by the batch's predicted tokens."""
+        self._evaluate(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        """Test loss (nats per token) and perplexity over the whole split."""
+        self._log_loss("test")
+

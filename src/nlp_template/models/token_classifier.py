@@ -1,0 +1,119 @@
+"""`TokenClassifier`: a LightningModule around `AutoModelForTokenClassification` (NER, chunking, POS tagging).
+
+Loss: the network's cross-entropy, a mean over the labelled word pieces of the batch (pieces labelled -100 are
+skipped). Metrics are computed on words, never on word pieces: the data module labels only the first piece of each
+word in validation and test, so the predictions at labelled positions are exactly one per word. Entity-level
+precision, recall and F1 follow conlleval (an `I-X` after `O` starts an entity, as in seqeval's default mode);
+token accuracy counts words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch.optim import Optimizer
+from torchmetrics.classification import MulticlassAccuracy
+from transformers import AutoModelForTokenClassification
+
+from nlp_template.data.token_classification import IGNORE
+from nlp_template.metrics.entities import EntityF1
+from nlp_template.models.base import TaskModule, label_maps
+
+
+class TokenClassifier(TaskModule):
+    """Token classification with a Hugging Face encoder; the arguments are `TextClassifier`'s.
+
+    Args:
+        backbone: Hub id or local directory of the model (or of its config when `pretrained` is false).
+        pretrained: load the backbone's weights; false builds the network with random weights.
+        config: config fields to set or override (e.g. a tiny encoder from `model_type: bert`).
+        id2label: tag names by id (given by the data module).
+        vocab_size: tokenizer vocabulary size (given by the data module).
+        pad_token_id: tokenizer pad id (given by the data module).
+        tokenizer_path: where the run's tokenizer is saved (given by the data module).
+        optimizer: partial optimizer, called with the parameter groups.
+        scheduler: partial scheduler, called with the optimizer and `num_training_steps`.
+        backbone_config: the network's full config; set automatically and used when loading a checkpoint.
+        gradient_checkpointing: recompute activations in the backward pass.
+        compile: `torch.compile` the network with dynamic shapes.
+    """
+
+    def __init__(
+        self,
+        backbone: str | None = None,
+        pretrained: bool = False,
+        config: dict[str, Any] | None = None,
+        id2label: dict[int, str] | None = None,
+        vocab_size: int | None = None,
+        pad_token_id: int | None = None,
+        tokenizer_path: str | None = None,
+        optimizer: Callable[..., Optimizer] | None = None,
+        scheduler: Callable[..., Any] | None = None,
+        backbone_config: dict[str, Any] | None = None,
+        gradient_checkpointing: bool = False,
+        compile: bool = False,
+    ) -> None:
+        super().__init__(optimizer, scheduler)
+        id2label = label_maps(id2label, "TokenClassifier")
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
+        self.hparams["id2label"] = id2label
+        task_settings = {
+            "id2label": id2label,
+            "label2id": {label: index for index, label in id2label.items()},
+            "vocab_size": vocab_size,
+            "pad_token_id": pad_token_id,
+        }
+        self.network = self.hf_network(AutoModelForTokenClassification, task_settings)
+        self.setup_network(gradient_checkpointing, compile)
+        self.id2label = id2label
+        for stage in ("val", "test"):
+            setattr(self, f"{stage}_entities", EntityF1())
+            setattr(self, f"{stage}_token_acc", MulticlassAccuracy(len(id2label), average="micro", ignore_index=IGNORE))
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Cross-entropy over the labelled pieces; a NaN/inf loss stops the run."""
+        loss = self.checked_loss(self(**batch).loss)
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["labels"].shape[0])
+        return loss
+
+    def word_tags(self, logits: torch.Tensor, labels: torch.Tensor) -> tuple[list[list[str]], list[list[str]]]:
+        """Predicted and gold tags per example, one per word (the labelled positions), as tag names."""
+        predictions, targets = [], []
+        for row_logits, row_labels in zip(logits.argmax(dim=-1).tolist(), labels.tolist()):
+            words = [(p, t) for p, t in zip(row_logits, row_labels) if t != IGNORE]
+            predictions.append([self.id2label[p] for p, _ in words])
+            targets.append([self.id2label[t] for _, t in words])
+        return predictions, targets
+
+    def _evaluate(self, batch: dict[str, torch.Tensor], stage: str) -> None:
+        output = self(**batch)
+        entities, token_acc = getattr(self, f"{stage}_entities"), getattr(self, f"{stage}_token_acc")
+        entities.update(*self.word_tags(output.logits, batch["labels"]))
+        token_acc.update(output.logits.argmax(dim=-1), batch["labels"])
+        size = batch["labels"].shape[0]
+        self.log(f"{stage}/loss", output.loss, prog_bar=stage == "val", batch_size=size, sync_dist=True)
+        self.log(f"{stage}/token_acc", token_acc, batch_size=size)
+
+    def _log_entities(self, stage: str) -> None:
+        metric = getattr(self, f"{stage}_entities")
+        scores = metric.compute()  # summed counts across ranks, then P/R/F1 (a mean of per-batch F1s would be wrong)
+        self.log_dict({f"{stage}/{name}": value for name, value in scores.items()}, prog_bar=stage == "val")
+        metric.reset()
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        """Loss, token accuracy and the entity counts of a validation batch."""
+        self._evaluate(batch, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        """Entity precision, recall and F1 over the whole validation split."""
+        self._log_entities("val")
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        """Loss, token accuracy and the entity counts of a test batch."""
+        self._evaluate(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        """Entity precision, recall and F1 over the whole test split."""
+        self._log_entities("test")
