@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import FAST, SHARED_DATA
+
 from nlp_template.data.language_modeling import LanguageModelingCollator, LanguageModelingDataModule
 from nlp_template.data.sources import FileSource
 from nlp_template.data.tokenizer import train_bpe, train_char
+from nlp_template.eval import evaluate
 from nlp_template.models.causal_lm import CausalLM
 from nlp_template.train import train
 from nlp_template.utils.errors import UserInputError
@@ -89,8 +91,11 @@ def test_language_model_learns_and_logs_samples(make_cfg):
     metrics = train(cfg)
     assert metrics["test/loss"] < 2.0 < math.log(35)
     assert metrics["test/ppl"] == pytest.approx(math.exp(metrics["test/loss"]), rel=1e-4)
-    text = open(f"{cfg.paths.output_dir}/samples.md").read()
+    assert metrics["throughput/tflops_per_sec"] > 0  # FLOPs are counted for GPT-2 too (meta-device copy)
+    text = (Path(cfg.paths.output_dir) / "samples.md").read_text()
     assert text.count("## step") == 2 and "greedy" in text and "sampled" in text  # one per validation, not more
+    reproduced = evaluate(make_cfg([f"ckpt_path={metrics['best_model_path']}"], name="eval", run="eval"))
+    assert reproduced["test/loss"] == pytest.approx(metrics["test/loss"], abs=1e-6)
 
 
 @pytest.mark.slow
@@ -102,3 +107,13 @@ def test_shakespeare_char_short(make_cfg):
                  "trainer.val_check_interval=300", "extras.print_config=false", "test=false"]  # fmt: skip
     metrics = train(make_cfg(overrides))
     assert metrics["val/loss"] < 2.3, metrics
+
+
+def test_generation_stops_at_the_model_positions():
+    from nlp_template.callbacks.generation import GenerationSamples
+
+    tokenizer = train_char([TEXT])
+    model = CausalLM(config=TINY_GPT, vocab_size=len(tokenizer), pad_token_id=0, block_size=32)
+    prompt = tokenizer("the quick brown fox jumps", add_special_tokens=False)["input_ids"]
+    sample = GenerationSamples(max_new_tokens=80).generate(model, tokenizer, prompt)  # 25 + 80 > 32 positions
+    assert len(sample["greedy"]) == 32 - len(prompt) and sample["prompt"] == "the quick brown fox jumps"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import FAST
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 
-from conftest import FAST
 from nlp_template.data.entity_samples import EntitySamples
 from nlp_template.data.sources import FileSource
 from nlp_template.data.token_classification import IGNORE, TokenClassificationDataModule, tag_order

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import FAST, SHARED_DATA
+
 from nlp_template.models.rnn_classifier import RNNClassifier, RNNNetwork
 from nlp_template.train import train
 

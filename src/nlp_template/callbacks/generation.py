@@ -71,10 +71,16 @@ class GenerationSamples(L.Callback):
     def generate(self, pl_module: L.LightningModule, tokenizer: Any, prompt: list[int]) -> dict[str, str]:
         """The prompt and its greedy and sampled continuations, decoded."""
         network = pl_module.network
+        # A model with learned positions cannot look past them (GPT-2's n_positions): stop there.
+        positions = getattr(network.config, "max_position_embeddings", None)
+        new_tokens = self.max_new_tokens
+        if positions:
+            prompt = prompt[-(positions - 1) :]  # room for at least one new token
+            new_tokens = min(new_tokens, positions - len(prompt))
         ids = torch.tensor([prompt], device=pl_module.device)
         settings = {
             "attention_mask": torch.ones_like(ids),
-            "max_new_tokens": self.max_new_tokens,
+            "max_new_tokens": new_tokens,
             "pad_token_id": tokenizer.pad_token_id,
         }
         was_training = network.training

@@ -153,6 +153,9 @@ def _meta_copy(network: torch.nn.Module) -> torch.nn.Module:
     """The same architecture on the meta device: no weights are allocated or copied."""
     config = getattr(network, "config", None)
     if config is not None:
+        # No pad id: without a mask, transformers checks the ids for padding (`.item()`), which meta tensors lack.
+        config = copy.deepcopy(config)
+        config.pad_token_id = None
         with torch.device("meta"):
             return type(network)(config)
     return copy.deepcopy(network).to("meta")

@@ -76,7 +76,8 @@ class TokenizedDataModule(L.LightningDataModule):
         output_dir: str | None = None,
     ) -> None:
         super().__init__()
-        for name, value in [("batch_size", batch_size), ("eval_batch_size", eval_batch_size), ("max_length", max_length)]:
+        sizes = {"batch_size": batch_size, "eval_batch_size": eval_batch_size, "max_length": max_length}
+        for name, value in sizes.items():
             if value is not None and value < 1:
                 raise UserInputError(f"data.{name} must be a positive integer, got {value}")
         self.source = source

@@ -7,17 +7,16 @@ release) are converted while loading. Every problem in a file is reported as one
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from datasets import Dataset, DatasetDict
 
+from nlp_template.data.sources import SPLITS, hash_files
 from nlp_template.metrics.entities import iob1_to_iob2
 from nlp_template.utils.errors import UserInputError
 
-SPLITS = ("train", "validation", "test")
 SCHEMES = {"iob1": "iob1", "iob2": "iob2", "bio": "iob2"}
 DOCSTART = "-DOCSTART-"
 
@@ -142,11 +141,5 @@ class ConllSource:
 
     def fingerprint(self) -> str:
         """A hash of the files' contents and the reading settings, so an edited file or setting is read again."""
-        digest = hashlib.sha256()
-        for split, path in self._paths().items():
-            digest.update(f"{split}:".encode())
-            with open(path, "rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
         settings = (self.token_column, self.tag_column, SCHEMES.get(self.scheme.lower()), self.separator)
-        return f"conll:{digest.hexdigest()}:{':'.join(map(repr, settings))}:{self.max_sentence_tokens}"
+        return f"conll:{hash_files(self._paths())}:{':'.join(map(repr, settings))}:{self.max_sentence_tokens}"

@@ -83,7 +83,7 @@ class LanguageModelingDataModule(TokenizedDataModule):
                     " (or lower data.validation_fraction)"
                 )
         splits = DatasetDict({split: self._blocks(stream) for split, stream in streams.items()})
-        stats = {split: {"tokens": int(len(stream)), "blocks": splits[split].num_rows} for split, stream in streams.items()}
+        stats = {split: {"tokens": len(stream), "blocks": splits[split].num_rows} for split, stream in streams.items()}
         return splits, {"stats": stats}
 
     def _separator(self, tokenizer: PreTrainedTokenizerBase) -> list[int]:

@@ -44,13 +44,13 @@ def _other_subject(rng: random.Random, *excluded: str) -> str:
     return rng.choice([subject for subject in SUBJECTS if subject not in names])
 
 
-def _premise(rng: random.Random, label: str, subject: str, polarity: int) -> str:
+def _premise(rng: random.Random, label: str, subject: str, polarity: int, two_aspects: float) -> str:
     """A premise that stands in relation `label` to the hypothesis "`subject` has `polarity`"."""
     if label == "neutral":
         main, main_polarity = _other_subject(rng, subject), rng.choice([1, -1])
     else:
         main, main_polarity = subject, polarity if label == "entailment" else -polarity
-    if rng.random() < 0.4:
+    if rng.random() >= two_aspects:
         return f"{_statement(rng, main, main_polarity)} ."
     # Two aspects: the one the hypothesis is about may come first or second, next to an unrelated opinion.
     extra = _statement(rng, _other_subject(rng, subject, main), rng.choice([1, -1]))
@@ -59,12 +59,12 @@ def _premise(rng: random.Random, label: str, subject: str, polarity: int) -> str
     return rng.choice(["{} , but {} .", "{} and {} .", "although {} , {} .", "{} ; however , {} ."]).format(*clauses)
 
 
-def _pair(rng: random.Random) -> tuple[str, str, str]:
+def _pair(rng: random.Random, two_aspects: float) -> tuple[str, str, str]:
     """(premise, hypothesis, label): the hypothesis is drawn first, independently of the label."""
     subject, polarity = rng.choice(SUBJECTS), rng.choice([1, -1])
     hypothesis = f"{_statement(rng, subject, polarity)} ."
     label = rng.choice(LABELS)
-    return _premise(rng, label, subject, polarity), hypothesis, label
+    return _premise(rng, label, subject, polarity, two_aspects), hypothesis, label
 
 
 @dataclass
@@ -76,12 +76,15 @@ class PairSamples:
         num_validation: validation pairs.
         num_test: test pairs.
         seed: generator seed (independent of the training seed, so the data stays fixed while you vary training).
+        two_aspects: share of premises with a second, unrelated opinion next to the relevant one (the model must
+            then find which clause the hypothesis is about; much harder for small models trained from scratch).
     """
 
     num_train: int = 4000
     num_validation: int = 500
     num_test: int = 1000
     seed: int = 1234
+    two_aspects: float = 0.6
 
     def load(self) -> DatasetDict:
         """Generate the splits (columns `premise`, `hypothesis` and `label`, a string from `LABELS`)."""
@@ -89,11 +92,11 @@ class PairSamples:
         splits = {"train": self.num_train, "validation": self.num_validation, "test": self.num_test}
         result = {}
         for name, size in splits.items():
-            rows = [_pair(rng) for _ in range(size)]
+            rows = [_pair(rng, self.two_aspects) for _ in range(size)]
             columns = {"premise": [row[0] for row in rows], "hypothesis": [row[1] for row in rows]}
             result[name] = Dataset.from_dict({**columns, "label": [row[2] for row in rows]})
         return DatasetDict(result)
 
     def fingerprint(self) -> str:
         """What identifies the generated data (for the tokenization cache)."""
-        return f"pair-samples-v1:{self.num_train}:{self.num_validation}:{self.num_test}:{self.seed}"
+        return f"pair-samples-v1:{self.num_train}:{self.num_validation}:{self.num_test}:{self.seed}:{self.two_aspects}"

@@ -127,10 +127,15 @@ class FileSource:
 
     def fingerprint(self) -> str:
         """A hash of the files' contents, so an edited file is tokenized again."""
-        digest = hashlib.sha256()
-        for split, path in self._paths().items():
-            digest.update(f"{split}:{path.suffix}:".encode())
-            with open(path, "rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
-        return f"files:{digest.hexdigest()}"
+        return f"files:{hash_files(self._paths())}"
+
+
+def hash_files(paths: dict[str, Path]) -> str:
+    """A SHA-256 of the files' names (split, extension) and contents, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    for split, path in paths.items():
+        digest.update(f"{split}:{path.suffix}:".encode())
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()

@@ -90,7 +90,10 @@ class TokenClassificationDataModule(TokenizedDataModule):
         encoded = DatasetDict(
             {
                 split: data.map(
-                    encode, batched=True, remove_columns=data.column_names, desc=f"Tokenizing {split}",
+                    encode,
+                    batched=True,
+                    remove_columns=data.column_names,
+                    desc=f"Tokenizing {split}",
                     fn_kwargs={"all_pieces": self.label_all_pieces and split == "train"},
                 )  # fmt: skip
                 for split, data in raw.items()
@@ -148,7 +151,7 @@ def _tag_names(raw: DatasetDict, column: str) -> tuple[DatasetDict, list[str] | 
 
 
 def _check_lengths(split: str, tokens: list[list[str]], tags: list[list[str]]) -> None:
-    for row, (words, labels) in enumerate(zip(tokens, tags)):
+    for row, (words, labels) in enumerate(zip(tokens, tags, strict=True)):
         if words is None or labels is None or len(words) != len(labels):
             raise UserInputError(
                 f"{split} split, example {row}: {len(words or [])} tokens but {len(labels or [])} tags; every token"

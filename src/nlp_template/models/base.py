@@ -58,10 +58,8 @@ class TaskModule(L.LightningModule):
         """
         if gradient_checkpointing:
             # transformers 5 renamed it; the old name still works there but warns.
-            name = next(
-                (n for n in ("activation_checkpointing_enable", "gradient_checkpointing_enable") if hasattr(self.network, n)),
-                None,
-            )
+            names = ("activation_checkpointing_enable", "gradient_checkpointing_enable")
+            name = next((name for name in names if hasattr(self.network, name)), None)
             if name is None:
                 raise UserInputError(f"{type(self.network).__name__} does not support model.gradient_checkpointing")
             getattr(self.network, name)()

@@ -105,4 +105,3 @@ class CausalLM(TaskModule):
     def on_test_epoch_end(self) -> None:
         """Test loss (nats per token) and perplexity over the whole split."""
         self._log_loss("test")
-

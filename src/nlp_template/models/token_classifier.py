@@ -81,8 +81,8 @@ class TokenClassifier(TaskModule):
     def word_tags(self, logits: torch.Tensor, labels: torch.Tensor) -> tuple[list[list[str]], list[list[str]]]:
         """Predicted and gold tags per example, one per word (the labelled positions), as tag names."""
         predictions, targets = [], []
-        for row_logits, row_labels in zip(logits.argmax(dim=-1).tolist(), labels.tolist()):
-            words = [(p, t) for p, t in zip(row_logits, row_labels) if t != IGNORE]
+        for row_logits, row_labels in zip(logits.argmax(dim=-1).tolist(), labels.tolist(), strict=True):
+            words = [(p, t) for p, t in zip(row_logits, row_labels, strict=True) if t != IGNORE]
             predictions.append([self.id2label[p] for p, _ in words])
             targets.append([self.id2label[t] for _, t in words])
         return predictions, targets

