@@ -59,14 +59,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--only", nargs="*", default=list(EXPERIMENTS), choices=list(EXPERIMENTS))
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / f"tasks-{time.strftime('%Y%m%d-%H%M%S')}")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / f"tasks-{stamp}")
     args = parser.parse_args()
     rows = {name: run(name, args.data_dir.resolve(), args.out.resolve()) for name in args.only}
     print("| experiment | task | metric | value | steps | fit s | wall s |\n|---|---|---|---|---|---|---|")
     for name, row in rows.items():
         if row:
-            print(f"| `{name}` | {row['task']} | {row['metric']} | {row['value']:.3f} | {row['steps']} | {row['fit']:.0f}"
-                  f" | {row['wall']:.0f} |")  # fmt: skip
+            cells = [f"`{name}`", row["task"], row["metric"], f"{row['value']:.3f}", str(row["steps"]),
+                     f"{row['fit']:.0f}", f"{row['wall']:.0f}"]  # fmt: skip
+            print("| " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
