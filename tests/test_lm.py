@@ -84,16 +84,16 @@ def test_validation_loss_is_token_weighted(tmp_path):
 
 @pytest.mark.slow
 def test_language_model_learns_and_logs_samples(make_cfg):
-    # Measured: val loss 0.39 nats/char after 3 epochs of the full sample (uniform guessing: ln(35) = 3.56); the
-    # short run here reaches about 1.4.
-    overrides = ["experiment=lm_tiny", *FAST, "data.source.num_train=1500", "trainer.max_epochs=2"]
+    # Measured: test loss 1.74 nats/char here (2,000 sentences, 3 epochs, 31 s); the full experiment reaches 0.38.
+    # Character frequencies alone give 2.89 (the unigram entropy of this text), uniform guessing ln(28 + 3) = 3.43.
+    overrides = ["experiment=lm_tiny", *FAST, "data.source.num_train=2000", "trainer.max_epochs=3"]
     cfg = make_cfg(overrides)
     metrics = train(cfg)
-    assert metrics["test/loss"] < 2.0 < math.log(35)
+    assert metrics["test/loss"] < 2.2
     assert metrics["test/ppl"] == pytest.approx(math.exp(metrics["test/loss"]), rel=1e-4)
     assert metrics["throughput/tflops_per_sec"] > 0  # FLOPs are counted for GPT-2 too (meta-device copy)
     text = (Path(cfg.paths.output_dir) / "samples.md").read_text()
-    assert text.count("## step") == 2 and "greedy" in text and "sampled" in text  # one per validation, not more
+    assert text.count("## step") == 3 and "greedy" in text and "sampled" in text  # one per validation, not more
     reproduced = evaluate(make_cfg([f"ckpt_path={metrics['best_model_path']}"], name="eval", run="eval"))
     assert reproduced["test/loss"] == pytest.approx(metrics["test/loss"], abs=1e-6)
 
@@ -101,12 +101,13 @@ def test_language_model_learns_and_logs_samples(make_cfg):
 @pytest.mark.slow
 @pytest.mark.skipif(not (SHARED_DATA / "tiny_shakespeare").is_dir(), reason="needs ../shared/data/tiny_shakespeare")
 def test_shakespeare_char_short(make_cfg):
-    # nanoGPT's recipe cut to 300 of its 2000 steps (the full run is in the README). Measured: val loss 2.03 at
-    # step 300; a model that only learned character frequencies sits at about 3.3.
-    overrides = ["experiment=shakespeare_char", f"paths.data_dir={SHARED_DATA}", "trainer.max_steps=300",
-                 "trainer.val_check_interval=300", "extras.print_config=false", "test=false"]  # fmt: skip
+    # nanoGPT's recipe cut to 600 of its 2000 steps (the full run: 1.911, README). Measured: val loss 2.28 (27 s).
+    # On this text a character-frequency model scores 3.31 nats/char and a bigram model 2.45: the threshold asks for
+    # more context than the previous character.
+    overrides = ["experiment=shakespeare_char", f"paths.data_dir={SHARED_DATA}", "trainer.max_steps=600",
+                 "trainer.val_check_interval=600", "extras.print_config=false", "test=false"]  # fmt: skip
     metrics = train(make_cfg(overrides))
-    assert metrics["val/loss"] < 2.3, metrics
+    assert metrics["val/loss"] < 2.4, metrics
 
 
 def test_generation_stops_at_the_model_positions():

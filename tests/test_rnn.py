@@ -27,10 +27,11 @@ def test_padding_changes_nothing(cell, pooling):
 
 @pytest.mark.slow
 def test_lstm_learns_the_sample_sentiment(make_cfg):
-    # Measured: test acc 0.90 with the full sample (experiment=sentiment_lstm); this smaller run about 0.8.
+    # Measured: test acc 1.000 here (2,000 sentences, 6 epochs) and with the full experiment; the 2-layer transformer
+    # of the default run gets 0.960, a unigram naive Bayes 0.576.
     overrides = ["experiment=sentiment_lstm", *FAST, "data.source.num_train=2000", "trainer.max_epochs=6"]
     metrics = train(make_cfg(overrides))
-    assert metrics["test/acc"] > 0.75, metrics
+    assert metrics["test/acc"] > 0.9, metrics
     restored = RNNClassifier.load_from_checkpoint(metrics["best_model_path"], map_location="cpu")
     assert restored.hparams.backbone is None  # the checkpoint needs no pretrained model to load
 
@@ -48,9 +49,9 @@ def test_embedding_from_a_pretrained_model(minilm):
 @pytest.mark.slow
 @pytest.mark.skipif(not (SHARED_DATA / "sst2").is_dir(), reason="needs ../shared/data/sst2")
 def test_sst2_lstm_from_scratch(make_cfg):
-    # Measured with the full recipe (experiment=sst2_lstm, README): GLUE dev accuracy 0.83. One epoch on 20k
-    # phrases here: about 0.78; a majority-class guess is 0.51.
+    # Measured with the full recipe (experiment=sst2_lstm, README): GLUE dev accuracy 0.836. Two epochs on 20,000
+    # phrases here: 0.768 (13 s); a majority-class guess is 0.51.
     overrides = ["experiment=sst2_lstm", f"paths.data_dir={SHARED_DATA}", "data.max_train_examples=20000",
-                 "trainer.max_epochs=1", "extras.print_config=false"]  # fmt: skip
+                 "trainer.max_epochs=2", "extras.print_config=false"]  # fmt: skip
     metrics = train(make_cfg(overrides))
     assert metrics["test/acc"] > 0.72, metrics
