@@ -27,8 +27,8 @@ def test_pairs_are_encoded_as_two_segments(tmp_path):
 @pytest.mark.slow
 def test_pair_classifier_learns_beyond_chance(make_cfg):
     # Chance is 0.33 and either sentence alone gives 0.35 (tests/test_pair_samples.py). Measured on this short run:
-    # 0.67 (4,000 pairs, 6 epochs, 15 s). Neutral (is the hypothesis's subject in the premise?) is learnt first; telling entailment from
-    # contradiction means comparing two latent polarities, which the full experiment learns (README task table).
+    # 0.67 (4,000 pairs, 6 epochs, 15 s). Neutral (is the hypothesis's subject in the premise?) is learnt first;
+    # entailment vs contradiction means comparing two latent polarities, which the full experiment learns (README).
     overrides = ["experiment=pairs_tiny", *FAST, "data.source.num_train=4000", "trainer.max_epochs=6"]
     metrics = train(make_cfg(overrides))
     assert metrics["test/acc"] > 0.55, metrics
