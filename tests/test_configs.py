@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 
 from nlp_template.utils.config import CONFIG_DIR
 from nlp_template.utils.instantiate import instantiate_list
+from nlp_template.utils.loggers import prepare_loggers
 
 GROUPS = ["data", "model", "trainer", "callbacks", "logger", "debug", "experiment", "extras", "paths", "hydra"]
 
@@ -122,6 +123,7 @@ def test_trainer_configs_instantiate(make_cfg, option):
 def test_callback_and_logger_configs_instantiate(make_cfg, group):
     for option in options(group):
         cfg = make_cfg([f"{group}={option}"])
+        prepare_loggers(cfg.get("logger"))  # as train.py does: W&B offline without a key, SQLite folders
         objects = instantiate_list(cfg[group])
         expected = [k for k, v in (cfg[group] or {}).items() if "_target_" in v]
         assert len(objects) == len(expected)

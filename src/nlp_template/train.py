@@ -20,6 +20,7 @@ from nlp_template.utils.config import CONFIG_DIR, print_and_save, register_resol
 from nlp_template.utils.distributed import clean_distributed_state, install_hydra_ddp_fix
 from nlp_template.utils.errors import exit_on_user_error
 from nlp_template.utils.instantiate import instantiate_list
+from nlp_template.utils.loggers import finish_loggers, log_run, prepare_loggers
 from nlp_template.utils.precision import warn_about_precision
 from nlp_template.utils.run import RunConfigInCheckpoint, apply_extras, plain_metrics, write_metrics
 
@@ -43,11 +44,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     model = hydra.utils.instantiate(cfg.model, _convert_="all", **datamodule.model_kwargs())
 
     callbacks = instantiate_list(cfg.get("callbacks")) + [RunConfigInCheckpoint(cfg)]
+    prepare_loggers(cfg.get("logger"))
     loggers = instantiate_list(cfg.get("logger"))
     warn_about_precision(cfg.trainer.get("accelerator", "auto"), cfg.trainer.get("precision", "32-true"))
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    for logger in trainer.loggers:
-        logger.log_hyperparams(resolved(cfg))
+    log_run(trainer, resolved(cfg), model, output_dir)  # config, git commit, versions, parameter counts
 
     start = time.perf_counter()
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
@@ -74,6 +75,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     )
     if trainer.is_global_zero:
         write_metrics(output_dir, metrics)
+    finish_loggers(trainer)
     return metrics
 
 

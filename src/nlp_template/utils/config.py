@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import time
 from pathlib import Path
+from typing import Any
 
 import rich
 import rich.syntax
@@ -40,16 +42,49 @@ def _process_start_time(pid: int) -> float | None:
 
 
 def register_resolvers() -> None:
-    """Register `${project_root:}` (the repository root) and `${run_id:}` (see `run_id`; cached per config)."""
+    """Register `${project_root:}` (repository root), `${run_id:}` (see `run_id`) and `${overrides_name:}`."""
     if not OmegaConf.has_resolver("project_root"):
         OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT))
     if not OmegaConf.has_resolver("run_id"):
         OmegaConf.register_new_resolver("run_id", run_id, use_cache=True)
+    if not OmegaConf.has_resolver("overrides_name"):
+        OmegaConf.register_new_resolver("overrides_name", overrides_name)
+
+
+def overrides_name() -> str:
+    """The job's command-line overrides as `key=value,...` (a run name), secret-looking values shown as `***`."""
+    from hydra.core.hydra_config import HydraConfig
+
+    parts = []
+    for override in HydraConfig.get().overrides.task:
+        key, _, value = override.partition("=")
+        parts.append(f"{key}=***" if _is_secret(key.lstrip("+~").split(".")[-1]) else override)
+    return ",".join(sorted(parts)) or "defaults"
 
 
 def resolved(cfg: DictConfig) -> dict:
     """The config as plain resolved containers, without Hydra's own node (present when composed in tests)."""
     return OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
+
+
+# Whole name parts: `hf_token`, `api_key`, `wandb_api_key`, `password`; not `tokenizer`, `max_tokens`, `pad_token_id`.
+SECRET_KEY = re.compile(r"(^|_)(api_?key|token|secret|password|passwd|credentials?)(_|$)", re.IGNORECASE)
+
+
+def redact(value: Any) -> Any:
+    """A copy of `value` (nested dicts/lists) with the values of secret-looking keys replaced by `***`."""
+    if isinstance(value, dict):
+        return {
+            key: "***" if _is_secret(str(key)) and item not in (None, "") else redact(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [redact(item) for item in value]
+    return value
+
+
+def _is_secret(key: str) -> bool:
+    return bool(SECRET_KEY.search(key)) and not key.endswith("_id")
 
 
 def print_and_save(cfg: DictConfig, output_dir: str | Path, show: bool = True, order: tuple[str, ...] = ()) -> None:
@@ -58,7 +93,8 @@ def print_and_save(cfg: DictConfig, output_dir: str | Path, show: bool = True, o
     Groups named in `order` come first in the tree.
     """
     Path(output_dir).mkdir(parents=True, exist_ok=True)
-    (Path(output_dir) / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    cfg = OmegaConf.create(redact(resolved(cfg)))  # no secret in a saved config
+    (Path(output_dir) / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
     if not show:
         return
     tree = rich.tree.Tree("CONFIG", style="dim", guide_style="dim")

@@ -1,0 +1,77 @@
+"""Loggers write offline, receive the config and run metadata, never a secret; W&B runs offline without a key."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import FAST
+
+from nlp_template.train import train
+from nlp_template.utils.config import PROJECT_ROOT, print_and_save, redact
+
+# A short real training run: loggers are off under fast_dev_run, so limit the batches instead.
+SHORT = [*FAST, "trainer.max_epochs=1", "+trainer.limit_train_batches=3", "+trainer.limit_val_batches=2",
+         "+trainer.limit_test_batches=2", "callbacks=none", "+trainer.enable_checkpointing=false"]  # fmt: skip
+
+
+def test_secret_looking_values_are_redacted():
+    config = {"tokenizer": "bert", "max_tokens": 4096, "pad_token_id": 0, "hf_token": "hf_abc",
+              "wandb": {"api_key": "k", "token": None}, "db": [{"password": "p"}]}  # fmt: skip
+    assert redact(config) == {"tokenizer": "bert", "max_tokens": 4096, "pad_token_id": 0, "hf_token": "***",
+                              "wandb": {"api_key": "***", "token": None}, "db": [{"password": "***"}]}  # fmt: skip
+
+
+@pytest.mark.slow
+def test_many_loggers_get_config_metadata_and_no_secret(make_cfg):
+    pytest.importorskip("mlflow")
+    pytest.importorskip("tensorboard")
+    cfg = make_cfg([*SHORT, "logger=many", "tags=[smoke,ci]", "+hf_token=hf_SECRET123"])
+    print_and_save(cfg, cfg.paths.output_dir, show=False)  # as the entry point does
+    train(cfg)
+    run_dir = Path(cfg.paths.output_dir)
+    saved = (run_dir / "config.yaml").read_text()
+    assert "hf_SECRET123" not in saved and "hf_token: '***'" in saved and "- smoke" in saved
+    hparams = (run_dir / "csv" / "hparams.yaml").read_text()
+    assert "hf_SECRET123" not in hparams and "smoke" in hparams
+    run = json.loads((run_dir / "run.json").read_text())
+    assert len(run["git"]["commit"]) == 40 and isinstance(run["git"]["dirty"], bool)
+    assert run["versions"]["torch"] and run["parameters"]["total"] >= run["parameters"]["trainable"] > 0
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    with sqlite3.connect(Path(cfg.paths.log_dir) / "mlflow.db") as db:
+        params = dict(db.execute("select key, value from params").fetchall())
+        metrics = {row[0] for row in db.execute("select key from metrics")}
+    assert params["run/git/commit"] == run["git"]["commit"] and params["hf_token"] == "***"
+    assert "val/acc" in metrics and "test/acc" in metrics
+
+
+@pytest.mark.slow
+def test_wandb_without_a_key_logs_offline(make_cfg, monkeypatch):
+    pytest.importorskip("wandb")
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("NETRC", "/nonexistent")  # no `wandb login` on file either
+    monkeypatch.setenv("HOME", str(Path(make_cfg([]).paths.output_dir).parent))
+    cfg = make_cfg([*SHORT, "logger=wandb", "tags=[smoke]"])
+    train(cfg)
+    assert os.environ["WANDB_MODE"] == "offline"
+    runs = list((Path(cfg.paths.output_dir) / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and list(runs[0].glob("*.wandb"))
+
+
+@pytest.mark.slow
+def test_each_multirun_job_is_its_own_wandb_run(tmp_path):
+    pytest.importorskip("wandb")
+    env = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1", "HOME": str(tmp_path)}
+    command = [sys.executable, "-m", "nlp_template.train", "-m", "logger=wandb", "seed=1,2",
+               *SHORT, f"paths.log_dir={tmp_path}/logs", f"paths.cache_dir={tmp_path}/cache"]  # fmt: skip
+    subprocess.run(command, cwd=PROJECT_ROOT, env=env, check=True, capture_output=True, timeout=600)
+    jobs = sorted((tmp_path / "logs" / "train" / "multiruns").glob("*/[0-9]"))
+    assert len(jobs) == 2
+    runs = [list((job / "wandb").glob("offline-run-*")) for job in jobs]
+    assert [len(found) for found in runs] == [1, 1] and runs[0][0].name != runs[1][0].name
