@@ -16,12 +16,14 @@ import lightning as L
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig
 
+from nlp_template.callbacks.random_state import RandomStateInCheckpoint
 from nlp_template.utils.config import CONFIG_DIR, print_and_save, register_resolvers, resolved
 from nlp_template.utils.distributed import clean_distributed_state, install_hydra_ddp_fix
 from nlp_template.utils.errors import exit_on_user_error
 from nlp_template.utils.instantiate import instantiate_list
 from nlp_template.utils.loggers import finish_loggers, log_run, prepare_loggers
 from nlp_template.utils.precision import warn_about_precision
+from nlp_template.utils.resume import continue_logger_runs, resolve_checkpoint
 from nlp_template.utils.run import RunConfigInCheckpoint, apply_extras, plain_metrics, write_metrics
 
 log = logging.getLogger(__name__)
@@ -43,7 +45,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     log.info("Instantiating model <%s>", cfg.model._target_)
     model = hydra.utils.instantiate(cfg.model, _convert_="all", **datamodule.model_kwargs())
 
-    callbacks = instantiate_list(cfg.get("callbacks")) + [RunConfigInCheckpoint(cfg)]
+    ckpt_path = resolve_checkpoint(cfg)  # None, a path, or the newest last.ckpt of this experiment (last/auto)
+    callbacks = instantiate_list(cfg.get("callbacks")) + [RunConfigInCheckpoint(cfg), RandomStateInCheckpoint()]
+    continue_logger_runs(cfg, ckpt_path)
     prepare_loggers(cfg.get("logger"))
     loggers = instantiate_list(cfg.get("logger"))
     warn_about_precision(cfg.trainer.get("accelerator", "auto"), cfg.trainer.get("precision", "32-true"))
@@ -51,8 +55,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     log_run(trainer, resolved(cfg), model, output_dir)  # config, git commit, versions, parameter counts
 
     start = time.perf_counter()
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     fit_seconds = time.perf_counter() - start
+    trained = {"global_step": trainer.global_step, "epochs": trainer.current_epoch}  # before checkpoints reload
 
     # Report the best checkpoint's scores; fast_dev_run and runs without checkpointing use the final weights.
     checkpoint = trainer.checkpoint_callback
@@ -69,8 +74,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     metrics = plain_metrics(metrics)
     metrics.update(
         best_model_path=best_path or None,
-        global_step=trainer.global_step,
-        epochs=trainer.current_epoch,
+        **trained,
         fit_seconds=round(fit_seconds, 2),
     )
     if trainer.is_global_zero:

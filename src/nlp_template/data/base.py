@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from datasets import Dataset, DatasetDict
 from filelock import FileLock
 from torch.utils.data import DataLoader
@@ -208,7 +209,9 @@ class TokenizedDataModule(L.LightningDataModule):
             num_replicas=world_size,
             rank=rank,
         )
-        if train and self._resume:  # kept for every train loader of the resumed epoch (Lightning builds several)
+        # Resume position (kept for every train loader Lightning builds in the resumed epoch); Lightning then calls
+        # set_epoch each epoch, which keeps the position only in the epoch it was saved in.
+        if train and self._resume:
             sampler.load_state_dict(self._resume)
         return DataLoader(
             dataset.remove_columns("length"),
@@ -216,6 +219,9 @@ class TokenizedDataModule(L.LightningDataModule):
             collate_fn=self.collator(),
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            # Worker seeds come from this generator, not from torch's global one: creating an iterator then draws
+            # nothing from the stream dropout uses, so a resumed run's random numbers match the uninterrupted run's.
+            generator=torch.Generator().manual_seed(self.seed),
         )
 
     def _pad_multiple(self) -> int | None:

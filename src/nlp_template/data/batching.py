@@ -80,6 +80,11 @@ class LengthAwareBatchSampler(Sampler[list[int]]):
         self._cache: tuple[int, list[list[int]]] | None = None
 
     # --------------------------------------------------------------------------------------------------- planning
+    @property
+    def sampler(self) -> LengthAwareBatchSampler:
+        """Itself: Lightning calls `set_epoch` on `loader.sampler` and `loader.batch_sampler.sampler`, not on this."""
+        return self
+
     def set_epoch(self, epoch: int) -> None:
         """Called by Lightning at the start of every epoch; a new epoch forgets a pending resume position."""
         if epoch != self.epoch:

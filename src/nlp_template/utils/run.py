@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
 RUN_CONFIG_KEY = "nlp_template_config"
+LOGGERS_KEY = "nlp_template_logger_runs"
 
 
 def apply_extras(cfg: DictConfig) -> None:
@@ -31,17 +32,26 @@ def apply_extras(cfg: DictConfig) -> None:
 
 
 class RunConfigInCheckpoint(L.Callback):
-    """Store the run's resolved data and model configs in every checkpoint.
+    """Store the run's resolved data and model configs (and logger run ids) in every checkpoint.
 
-    So `nlp-eval ckpt_path=...` needs no other file and no repeated command-line overrides.
+    So `nlp-eval ckpt_path=...` needs no other file and no repeated command-line overrides, and `ckpt_path=last`
+    can tell which checkpoints belong to the same experiment.
     """
 
     def __init__(self, cfg: DictConfig) -> None:
         self.config = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("data", "model")}
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
-        """Add the config under `RUN_CONFIG_KEY`."""
+        """Add the config under `RUN_CONFIG_KEY`, and the W&B/MLflow run ids under `LOGGERS_KEY` (for resuming)."""
         checkpoint[RUN_CONFIG_KEY] = self.config
+        runs = {}
+        for logger in trainer.loggers:
+            name = type(logger).__name__
+            if name == "WandbLogger" and getattr(logger, "_experiment", None) is not None:
+                runs[name] = logger.experiment.id
+            elif name == "MLFlowLogger":
+                runs[name] = logger.run_id
+        checkpoint[LOGGERS_KEY] = runs
 
 
 def plain_metrics(metrics: dict[str, Any]) -> dict[str, float]:
