@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sqlite3
@@ -75,3 +76,31 @@ def test_each_multirun_job_is_its_own_wandb_run(tmp_path):
     assert len(jobs) == 2
     runs = [list((job / "wandb").glob("offline-run-*")) for job in jobs]
     assert [len(found) for found in runs] == [1, 1] and runs[0][0].name != runs[1][0].name
+
+
+@pytest.mark.slow
+def test_classification_report_files_and_tensorboard(make_cfg):
+    pytest.importorskip("tensorboard")
+    cfg = make_cfg([*SHORT, "logger=tensorboard", "callbacks=classification_report"])
+    metrics = train(cfg)
+    run_dir = Path(cfg.paths.output_dir)
+    rows = (run_dir / "confusion_matrix.csv").read_text().splitlines()
+    assert rows[0] == "label \\ prediction,negative,positive" and len(rows) == 3
+    counts = [int(value) for row in rows[1:] for value in row.split(",")[1:]]
+    correct = int(rows[1].split(",")[1]) + int(rows[2].split(",")[2])
+    assert correct / sum(counts) == pytest.approx(metrics["test/acc"], abs=1e-6)  # the matrix matches the metric
+    predictions = [json.loads(line) for line in (run_dir / "test_predictions.jsonl").read_text().splitlines()]
+    assert predictions and {"text", "label", "prediction", "probability"} <= set(predictions[0])
+    assert predictions[0]["label_probability"] <= predictions[-1]["label_probability"]  # worst first
+    if importlib.util.find_spec("matplotlib"):
+        assert (run_dir / "confusion_matrix.png").stat().st_size > 0
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+
+
+@pytest.mark.slow
+def test_debug_profiler_writes_a_report(make_cfg):
+    cfg = make_cfg(["debug=profiler", *FAST, "trainer.limit_train_batches=3", "trainer.limit_val_batches=2",
+                    "trainer.limit_test_batches=2"])  # fmt: skip
+    train(cfg)
+    report = (Path(cfg.paths.output_dir) / "fit-profile.txt").read_text()
+    assert "run_training_epoch" in report or "training_step" in report

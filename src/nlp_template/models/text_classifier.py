@@ -52,20 +52,23 @@ class SequenceClassificationTask(TaskModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["labels"].shape[0])
         return loss
 
-    def _evaluate(self, batch: dict[str, torch.Tensor], stage: str, metrics: MetricCollection) -> None:
+    def _evaluate(self, batch: dict[str, torch.Tensor], stage: str, metrics: MetricCollection) -> dict:
         output = self(**batch)
-        metrics.update(output.logits.argmax(dim=-1), batch["labels"])
+        predictions = output.logits.argmax(dim=-1)
+        metrics.update(predictions, batch["labels"])
         batch_size = batch["labels"].shape[0]
         self.log(f"{stage}/loss", output.loss, prog_bar=stage == "val", batch_size=batch_size, sync_dist=True)
         self.log_dict(metrics, prog_bar=stage == "val", batch_size=batch_size)
+        # For callbacks (e.g. ClassificationReport): what was predicted, with which probability.
+        return {"predictions": predictions, "probabilities": output.logits.float().softmax(dim=-1).detach()}
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         """Loss, accuracy and macro F1 on a validation batch (logged as epoch means)."""
         self._evaluate(batch, "val", self.val_metrics)
 
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        """Loss, accuracy and macro F1 on a test batch."""
-        self._evaluate(batch, "test", self.test_metrics)
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict:
+        """Loss, accuracy and macro F1 on a test batch; returns the predictions and probabilities."""
+        return self._evaluate(batch, "test", self.test_metrics)
 
 
 class TextClassifier(SequenceClassificationTask):
