@@ -16,7 +16,19 @@ from nlp_template.utils.config import CONFIG_DIR
 from nlp_template.utils.instantiate import instantiate_list
 from nlp_template.utils.loggers import prepare_loggers
 
-GROUPS = ["data", "model", "trainer", "callbacks", "logger", "debug", "experiment", "extras", "paths", "hydra"]
+GROUPS = [
+    "data",
+    "model",
+    "trainer",
+    "callbacks",
+    "logger",
+    "debug",
+    "experiment",
+    "hparams_search",
+    "extras",
+    "paths",
+    "hydra",
+]
 
 
 def resolve(cfg) -> dict:

@@ -47,6 +47,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     ckpt_path = resolve_checkpoint(cfg)  # None, a path, or the newest last.ckpt of this experiment (last/auto)
     callbacks = instantiate_list(cfg.get("callbacks")) + [RunConfigInCheckpoint(cfg), RandomStateInCheckpoint()]
+    if cfg.get("optuna"):  # a trial of an Optuna sweep (hydra/sweeper=optuna_study): report, maybe prune
+        from nlp_template.callbacks.optuna_pruning import OptunaPruning
+
+        callbacks.append(OptunaPruning(**cfg.optuna, monitor=cfg.monitor.metric))
     continue_logger_runs(cfg, ckpt_path)
     prepare_loggers(cfg.get("logger"))
     loggers = instantiate_list(cfg.get("logger"))

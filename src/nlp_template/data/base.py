@@ -198,13 +198,16 @@ class TokenizedDataModule(L.LightningDataModule):
     def _loader(self, split: str, train: bool) -> DataLoader:
         dataset: Dataset = self.splits[split]
         world_size, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
+        # Overfitting a few batches (debug=overfit) means the same batches every epoch: no shuffling, as Lightning
+        # does for its own samplers.
+        shuffle = train and not (self.trainer and self.trainer.overfit_batches)
         sampler = LengthAwareBatchSampler(
             dataset.with_format("numpy")["length"],
             mode=self.batching if train else "length_grouped",
             batch_size=self.batch_size if train else self.eval_batch_size,
             max_tokens=self.max_tokens,
             batch_size_multiple=self.batch_size_multiple,
-            shuffle=train,
+            shuffle=shuffle,
             seed=self.seed,
             num_replicas=world_size,
             rank=rank,
