@@ -79,3 +79,29 @@ def test_pruned_trials_are_recorded_and_the_sweep_goes_on(tmp_path):
     assert [t.state.name for t in study.trials] == ["PRUNED", "PRUNED"]
     assert all(list(t.intermediate_values) == [0] for t in study.trials)  # reported once, then stopped
     assert summaries(logs)[0]["trials"] == {"PRUNED": 2} and summaries(logs)[0]["best_value"] is None
+
+
+def test_optuna_trials_under_ddp_keep_their_parameters_on_every_rank(tmp_path):
+    # Hidden sizes differ per trial: a DDP child that took another trial's value (or sampled its own) would crash
+    # with a parameter shape mismatch. A search space of its own, from a config folder added to Hydra's search path.
+    search = tmp_path / "conf" / "hparams_search"
+    search.mkdir(parents=True)
+    (search / "ddp_check.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - sentiment_optuna\n  - _self_\n"
+        "hydra:\n  sweeper:\n    study_name: ddp_check\n    params:\n      model.config.hidden_size: choice(64, 96)\n"
+    )
+    logs = tmp_path / "logs"
+    command = [sys.executable, "-m", "nlp_template.train", "-m", "hparams_search=ddp_check",
+               f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "hydra.sweeper.n_trials=2", "hydra.sweeper.pruner=null",
+               "trainer=ddp_sim", "trainer.max_epochs=1", *FAST, f"paths.log_dir={logs}",
+               f"paths.cache_dir={tmp_path}/cache"]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    study = optuna.load_study(study_name="ddp_check", storage=f"sqlite:///{logs}/optuna.db")
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+    for trial in study.trials:
+        job = next(logs.glob(f"train/multiruns/*/{trial.number}"))
+        hparams = yaml.safe_load((job / "csv" / "hparams.yaml").read_text())
+        assert hparams["model"]["config"]["hidden_size"] == trial.params["model.config.hidden_size"]
+        assert (job / "metrics.json").is_file()

