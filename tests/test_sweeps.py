@@ -92,8 +92,8 @@ def test_optuna_trials_under_ddp_keep_their_parameters_on_every_rank(tmp_path):
     )
     logs = tmp_path / "logs"
     command = [sys.executable, "-m", "nlp_template.train", "-m", "hparams_search=ddp_check",
-               f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "hydra.sweeper.n_trials=2", "hydra.sweeper.pruner=null",
-               "trainer=ddp_sim", "trainer.max_epochs=1", *FAST, f"paths.log_dir={logs}",
+               f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "hydra.sweeper.n_trials=2",
+               "hydra.sweeper.pruner=null", "trainer=ddp_sim", "trainer.max_epochs=1", *FAST, f"paths.log_dir={logs}",
                f"paths.cache_dir={tmp_path}/cache"]  # fmt: skip
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=900)
