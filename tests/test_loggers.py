@@ -32,7 +32,8 @@ def test_secret_looking_values_are_redacted():
 def test_many_loggers_get_config_metadata_and_no_secret(make_cfg):
     pytest.importorskip("mlflow")
     pytest.importorskip("tensorboard")
-    cfg = make_cfg([*SHORT, "logger=many", "tags=[smoke,ci]", "+hf_token=hf_SECRET123"])
+    cfg = make_cfg([*SHORT, "logger=many", "tags=[smoke,ci]", "+hf_token=hf_SECRET123",
+                    "callbacks=classification_report"])  # fmt: skip
     print_and_save(cfg, cfg.paths.output_dir, show=False)  # as the entry point does
     train(cfg)
     run_dir = Path(cfg.paths.output_dir)
@@ -49,6 +50,8 @@ def test_many_loggers_get_config_metadata_and_no_secret(make_cfg):
         metrics = {row[0] for row in db.execute("select key from metrics")}
     assert params["run/git/commit"] == run["git"]["commit"] and params["hf_token"] == "***"
     assert "val/acc" in metrics and "test/acc" in metrics
+    artifacts = {p.name for p in (Path(cfg.paths.log_dir) / "mlartifacts").rglob("*") if p.is_file()}
+    assert {"confusion_matrix.png", "test_predictions.json"} <= artifacts  # the report reached MLflow
 
 
 @pytest.mark.slow
@@ -58,7 +61,7 @@ def test_wandb_without_a_key_logs_offline(make_cfg, monkeypatch):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("NETRC", "/nonexistent")  # no `wandb login` on file either
     monkeypatch.setenv("HOME", str(Path(make_cfg([]).paths.output_dir).parent))
-    cfg = make_cfg([*SHORT, "logger=wandb", "tags=[smoke]"])
+    cfg = make_cfg([*SHORT, "logger=wandb", "tags=[smoke]", "callbacks=classification_report"])
     train(cfg)
     assert os.environ["WANDB_MODE"] == "offline"
     runs = list((Path(cfg.paths.output_dir) / "wandb").glob("offline-run-*"))
@@ -104,3 +107,25 @@ def test_debug_profiler_writes_a_report(make_cfg):
     train(cfg)
     report = (Path(cfg.paths.output_dir) / "fit-profile.txt").read_text()
     assert "run_training_epoch" in report or "training_step" in report
+
+
+@pytest.mark.slow
+def test_resumed_run_continues_the_mlflow_run(make_cfg, tmp_path):
+    pytest.importorskip("mlflow")
+    common = [*FAST, "logger=mlflow", "callbacks=model_checkpoint", "trainer.max_epochs=2"]
+    log_dir = tmp_path / "logs"
+
+    def config(overrides: list[str], run: str):
+        cfg = make_cfg([*common, *overrides], run=f"logs/train/runs/{run}")
+        cfg.paths.log_dir = str(log_dir)
+        cfg.logger.mlflow.tracking_uri = f"sqlite:///{log_dir}/mlflow.db"
+        return cfg
+
+    train(config(["+callbacks.stop._target_=test_resume.StopAfterFirstEpoch"], "first"))
+    train(config(["ckpt_path=last"], "resumed"))
+    with sqlite3.connect(log_dir / "mlflow.db") as db:
+        runs = db.execute("select count(*) from runs").fetchone()[0]
+        epochs = sorted(row[0] for row in db.execute("select distinct step from metrics where key = 'val/acc'"))
+    assert runs == 1  # one MLflow run, continued
+    steps_per_epoch = 13  # 400 training examples, batches of 32
+    assert min(epochs) <= steps_per_epoch < 2 * steps_per_epoch - 1 <= max(epochs)  # both epochs' validations in it

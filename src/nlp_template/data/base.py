@@ -200,7 +200,7 @@ class TokenizedDataModule(L.LightningDataModule):
         world_size, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
         # Overfitting a few batches (debug=overfit) means the same batches every epoch: no shuffling, as Lightning
         # does for its own samplers.
-        shuffle = train and not (self.trainer and self.trainer.overfit_batches)
+        shuffle = train and not getattr(self.trainer, "overfit_batches", 0)
         sampler = LengthAwareBatchSampler(
             dataset.with_format("numpy")["length"],
             mode=self.batching if train else "length_grouped",

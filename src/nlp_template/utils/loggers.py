@@ -65,10 +65,20 @@ def log_run(trainer: L.Trainer, config: dict[str, Any], model: L.LightningModule
     metadata = run_metadata(model)
     hyperparameters = {**redact(config), "run": metadata}
     for logger in trainer.loggers:
+        if _continued_mlflow_run(logger):  # MLflow params are write-once; the resumed run keeps the first ones
+            log.info("MLflow run %s continues: its parameters stay as first logged", logger.run_id)
+            continue
         logger.log_hyperparams(hyperparameters)
     if trainer.is_global_zero:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
         (Path(output_dir) / "run.json").write_text(json.dumps(metadata, indent=2))
+
+
+def _continued_mlflow_run(logger: Any) -> bool:
+    """True for an MLflow logger attached to an existing run that already has parameters (a resumed training)."""
+    if type(logger).__name__ != "MLFlowLogger" or not getattr(logger, "_run_id", None):
+        return False
+    return bool(logger.experiment.get_run(logger.run_id).data.params)
 
 
 def prepare_loggers(logger_config: Any) -> None:
