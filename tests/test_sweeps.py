@@ -105,3 +105,13 @@ def test_optuna_trials_under_ddp_keep_their_parameters_on_every_rank(tmp_path):
         hparams = yaml.safe_load((job / "csv" / "hparams.yaml").read_text())
         assert hparams["model"]["config"]["hidden_size"] == trial.params["model.config.hidden_size"]
         assert (job / "metrics.json").is_file()
+
+
+def test_optuna_trials_as_submitit_jobs(tmp_path):
+    # The SLURM path without SLURM: submitit's local executor runs each trial as a separate submitted job.
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    logs = sweep(tmp_path, "hydra.sweeper.n_trials=2", "hydra.sweeper.n_jobs=2", "hydra/launcher=submitit_local",
+                 "trainer.max_epochs=1")  # fmt: skip
+    study = load(logs)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+    assert len(list(logs.glob("train/multiruns/*/.submitit/*"))) >= 2  # submitted, not run in-process
