@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
 from lightning.pytorch.trainer.states import TrainerFn
+
+from nlp_template.models.predictions import generate
 
 log = logging.getLogger(__name__)
 
@@ -67,36 +68,15 @@ class GenerationSamples(L.Callback):
         blocks = trainer.datamodule.splits["validation"]["input_ids"][: self.num_prompts]
         return [list(block[: self.prompt_tokens]) for block in blocks]
 
-    @torch.no_grad()
     def generate(self, pl_module: L.LightningModule, tokenizer: Any, prompt: list[int]) -> dict[str, str]:
         """The prompt and its greedy and sampled continuations, decoded."""
-        network = pl_module.network
-        # A model with learned positions cannot look past them (GPT-2's n_positions): stop there.
-        positions = getattr(network.config, "max_position_embeddings", None)
-        new_tokens = self.max_new_tokens
-        if positions:
-            prompt = prompt[-(positions - 1) :]  # room for at least one new token
-            new_tokens = min(new_tokens, positions - len(prompt))
-        ids = torch.tensor([prompt], device=pl_module.device)
-        settings = {
-            "attention_mask": torch.ones_like(ids),
-            "max_new_tokens": new_tokens,
-            "pad_token_id": tokenizer.pad_token_id,
-        }
-        was_training = network.training
-        network.eval()
-        try:
-            greedy = network.generate(ids, do_sample=False, **settings)
-            devices = [pl_module.device] if pl_module.device.type == "cuda" else []
-            with torch.random.fork_rng(devices=devices):
-                torch.manual_seed(self.seed)
-                sampled = network.generate(
-                    ids, do_sample=True, temperature=self.temperature, top_k=self.top_k or 0, **settings
-                )
-        finally:
-            network.train(was_training)
-        decode = lambda output: tokenizer.decode(output[0, len(prompt) :], skip_special_tokens=True)  # noqa: E731
-        return {"prompt": tokenizer.decode(prompt), "greedy": decode(greedy), "sampled": decode(sampled)}
+        settings = {"max_new_tokens": self.max_new_tokens, "temperature": self.temperature, "top_k": self.top_k,
+                    "seed": self.seed}  # fmt: skip
+        greedy, _ = generate(pl_module.network, tokenizer, prompt, do_sample=False, **settings)
+        sampled, _ = generate(pl_module.network, tokenizer, prompt, do_sample=True, **settings)
+        positions = getattr(pl_module.network.config, "max_position_embeddings", None)
+        shown = prompt[-(positions - 1) :] if positions else prompt
+        return {"prompt": tokenizer.decode(shown), "greedy": greedy, "sampled": sampled}
 
     def _log(self, trainer: L.Trainer, samples: list[dict[str, str]]) -> None:
         step = trainer.global_step

@@ -1,0 +1,76 @@
+"""Reading prediction inputs: plain text (one example per line), JSONL, CSV/TSV, or standard input.
+
+Every record keeps the number of the line it came from, so outputs and errors point back into the file. Bytes that
+are not UTF-8 stop with the file and line named; a missing column names the columns that exist.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from nlp_template.utils.errors import UserInputError
+
+
+def _lines(path: str) -> list[tuple[int, str]]:
+    """(line number, text without the line break), decoding each line on its own to name a bad one."""
+    raw = sys.stdin.buffer.read() if path == "-" else _read_bytes(path)
+    lines = []
+    for number, line in enumerate(raw.splitlines(), start=1):
+        try:
+            lines.append((number, line.decode("utf-8").removeprefix("\ufeff") if number == 1 else line.decode("utf-8")))
+        except UnicodeDecodeError as error:
+            name = "standard input" if path == "-" else path
+            raise UserInputError(
+                f"{name} line {number} is not valid UTF-8 (byte {line[error.start]:#04x} at column {error.start + 1});"
+                " save the input as UTF-8"
+            ) from None
+    return lines
+
+
+def _read_bytes(path: str) -> bytes:
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise UserInputError(f"input file not found: {file} (input=PATH, or input=- for standard input)")
+    return file.read_bytes()
+
+
+def read_records(path: str, text_column: str = "text", pair_column: str | None = None) -> list[dict[str, Any]]:
+    """Records `{"line", "text"[, "text_pair"]}` from a .txt/.jsonl/.csv/.tsv file or standard input (`-`, text).
+
+    Plain text keeps empty lines as empty texts (callers decide what to do with them); JSONL and CSV need the
+    configured columns.
+    """
+    suffix = "" if path == "-" else Path(path).suffix.lower()
+    lines = _lines(path)
+    if suffix in (".jsonl", ".json"):
+        rows = []
+        for number, line in lines:
+            if line.strip():
+                try:
+                    rows.append((number, json.loads(line)))
+                except json.JSONDecodeError as error:
+                    raise UserInputError(f"{path} line {number} is not valid JSON: {error.msg}") from None
+    elif suffix in (".csv", ".tsv"):
+        text = "\n".join(line for _, line in lines)
+        reader = csv.DictReader(io.StringIO(text), delimiter="\t" if suffix == ".tsv" else ",")
+        rows = [(index + 2, row) for index, row in enumerate(reader)]  # line 1 is the header
+    else:
+        return [{"line": number, "text": line} for number, line in lines]
+    return [_record(path, number, row, text_column, pair_column) for number, row in rows]
+
+
+def _record(path: str, number: int, row: dict, text_column: str, pair_column: str | None) -> dict[str, Any]:
+    for column in [text_column] + ([pair_column] if pair_column else []):
+        if column not in row:
+            raise UserInputError(
+                f"{path} line {number} has no column '{column}'; it has {sorted(row)}. Set text_column=<one of them>"
+            )
+    record = {"line": number, "text": str(row[text_column] or "")}
+    if pair_column:
+        record["text_pair"] = str(row[pair_column] or "")
+    return record
