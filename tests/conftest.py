@@ -89,3 +89,20 @@ def sentiment_csv(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+BRIEF = [*FAST, "trainer.max_epochs=1", "+trainer.limit_train_batches=4", "+trainer.limit_val_batches=2",
+         "+trainer.limit_test_batches=2", "callbacks=model_checkpoint", "logger=csv"]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A briefly trained checkpoint per task, shared by the predict and export tests (training is the slow part)."""
+    from nlp_template.train import train
+
+    root = tmp_path_factory.mktemp("trained")
+    found = {}
+    for name in ("sentiment_tiny", "sentiment_lstm", "pairs_tiny", "ner_tiny", "lm_tiny"):
+        cfg = compose_config("train", [f"experiment={name}", *BRIEF], root / name, root / "cache", use_local=False)
+        found[name] = train(cfg)["best_model_path"]
+    return found

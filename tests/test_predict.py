@@ -8,26 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import FAST
 
 from nlp_template.predict import predict
-from nlp_template.train import train
-from nlp_template.utils.config import PROJECT_ROOT, compose_config
+from nlp_template.utils.config import PROJECT_ROOT
 from nlp_template.utils.errors import UserInputError
-
-SHORT = [*FAST, "trainer.max_epochs=1", "+trainer.limit_train_batches=4", "+trainer.limit_val_batches=2",
-         "+trainer.limit_test_batches=2", "callbacks=model_checkpoint", "logger=csv"]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """A briefly trained checkpoint per task (module-wide: training is the slow part)."""
-    root = tmp_path_factory.mktemp("predict")
-    found = {}
-    for name in ("sentiment_tiny", "sentiment_lstm", "pairs_tiny", "ner_tiny", "lm_tiny"):
-        cfg = compose_config("train", [f"experiment={name}", *SHORT], root / name, root / "cache", use_local=False)
-        found[name] = train(cfg)["best_model_path"]
-    return found
 
 
 def run(make_cfg, ckpt: str, input_path: Path, *overrides: str) -> list[dict]:
