@@ -2,7 +2,8 @@
 
 The network lives in `self.network` (a Hugging Face model or a plain `nn.Module` whose output has `.loss` and
 `.logits`), so checkpoints hold `network.*` weights whatever the task. This class owns the optimizer and scheduler
-(Hydra partials), the optional `torch.compile` of the network, and the check that stops a run on a NaN/inf loss.
+(Hydra partials), the optional `torch.compile` of the network, the check that stops a run on a NaN/inf loss, and
+the step plumbing: a task implements `evaluate(batch, stage)` and, for split-level metrics, `log_epoch(stage)`.
 """
 
 from __future__ import annotations
@@ -68,6 +69,35 @@ class TaskModule(L.LightningModule):
     def forward(self, **batch: torch.Tensor) -> Any:
         """The network's output (with the loss when `labels` is in the batch)."""
         return (self.network if self._compiled is None else self._compiled)(**batch)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """The network's loss on one batch; a NaN/inf loss stops the run with a hint instead of training on garbage."""
+        loss = self.checked_loss(self(**batch).loss)
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
+        return loss
+
+    def evaluate(self, batch: dict[str, torch.Tensor], stage: str) -> Any:
+        """Loss and metric updates of one `val` or `test` batch (each task implements it)."""
+        raise NotImplementedError
+
+    def log_epoch(self, stage: str) -> None:
+        """Metrics that need the whole split (entity F1, token-weighted loss); none by default."""
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> Any:
+        """`evaluate` on a validation batch."""
+        return self.evaluate(batch, "val")
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> Any:
+        """`evaluate` on a test batch (its return value reaches callbacks, e.g. `ClassificationReport`)."""
+        return self.evaluate(batch, "test")
+
+    def on_validation_epoch_end(self) -> None:
+        """Split-level validation metrics."""
+        self.log_epoch("val")
+
+    def on_test_epoch_end(self) -> None:
+        """Split-level test metrics."""
+        self.log_epoch("test")
 
     def checked_loss(self, loss: torch.Tensor) -> torch.Tensor:
         """The loss, or a clear stop when it is NaN/inf (training on it would only spread NaN through the weights)."""

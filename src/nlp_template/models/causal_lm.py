@@ -73,35 +73,15 @@ class CausalLM(TaskModule):
         self.val_loss = MeanMetric()
         self.test_loss = MeanMetric()
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """Next-token cross-entropy; a NaN/inf loss stops the run."""
-        loss = self.checked_loss(self(**batch).loss)
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
-        return loss
-
-    def _evaluate(self, batch: dict[str, torch.Tensor], stage: str) -> None:
+    def evaluate(self, batch: dict[str, torch.Tensor], stage: str) -> None:
+        """Accumulate the loss, weighted by the batch's predicted tokens."""
         loss = self(**batch).loss
         predicted = (batch["labels"][:, 1:] != -100).sum()  # each position predicts the next token
         getattr(self, f"{stage}_loss").update(loss, weight=predicted)
 
-    def _log_loss(self, stage: str) -> None:
+    def log_epoch(self, stage: str) -> None:
+        """Loss (nats per token) and perplexity over the whole split."""
         metric = getattr(self, f"{stage}_loss")
         loss = metric.compute()  # token-weighted, summed across ranks
         self.log_dict({f"{stage}/loss": loss, f"{stage}/ppl": torch.exp(loss)}, prog_bar=stage == "val")
         metric.reset()
-
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        """Accumulate the validation loss, weighted by the batch's predicted tokens."""
-        self._evaluate(batch, "val")
-
-    def on_validation_epoch_end(self) -> None:
-        """Validation loss (nats per token) and perplexity over the whole split."""
-        self._log_loss("val")
-
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        """Accumulate the test loss, weighted by the batch's predicted tokens."""
-        self._evaluate(batch, "test")
-
-    def on_test_epoch_end(self) -> None:
-        """Test loss (nats per token) and perplexity over the whole split."""
-        self._log_loss("test")

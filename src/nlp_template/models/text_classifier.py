@@ -46,13 +46,9 @@ class SequenceClassificationTask(TaskModule):
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """Cross-entropy on one batch; a NaN/inf loss stops the run with a hint instead of training on garbage."""
-        loss = self.checked_loss(self(**batch).loss)
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch["labels"].shape[0])
-        return loss
-
-    def _evaluate(self, batch: dict[str, torch.Tensor], stage: str, metrics: MetricCollection) -> dict:
+    def evaluate(self, batch: dict[str, torch.Tensor], stage: str) -> dict:
+        """Loss, accuracy and macro F1 of a batch; returns the predictions and probabilities (for callbacks)."""
+        metrics: MetricCollection = getattr(self, f"{stage}_metrics")
         output = self(**batch)
         predictions = output.logits.argmax(dim=-1)
         metrics.update(predictions, batch["labels"])
@@ -61,14 +57,6 @@ class SequenceClassificationTask(TaskModule):
         self.log_dict(metrics, prog_bar=stage == "val", batch_size=batch_size)
         # For callbacks (e.g. ClassificationReport): what was predicted, with which probability.
         return {"predictions": predictions, "probabilities": output.logits.float().softmax(dim=-1).detach()}
-
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        """Loss, accuracy and macro F1 on a validation batch (logged as epoch means)."""
-        self._evaluate(batch, "val", self.val_metrics)
-
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict:
-        """Loss, accuracy and macro F1 on a test batch; returns the predictions and probabilities."""
-        return self._evaluate(batch, "test", self.test_metrics)
 
 
 class TextClassifier(SequenceClassificationTask):

@@ -72,12 +72,6 @@ class TokenClassifier(TaskModule):
             setattr(self, f"{stage}_entities", EntityF1())
             setattr(self, f"{stage}_token_acc", MulticlassAccuracy(len(id2label), average="micro", ignore_index=IGNORE))
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """Cross-entropy over the labelled pieces; a NaN/inf loss stops the run."""
-        loss = self.checked_loss(self(**batch).loss)
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch["labels"].shape[0])
-        return loss
-
     def word_tags(self, logits: torch.Tensor, labels: torch.Tensor) -> tuple[list[list[str]], list[list[str]]]:
         """Predicted and gold tags per example, one per word (the labelled positions), as tag names."""
         predictions, targets = [], []
@@ -87,7 +81,8 @@ class TokenClassifier(TaskModule):
             targets.append([self.id2label[t] for _, t in words])
         return predictions, targets
 
-    def _evaluate(self, batch: dict[str, torch.Tensor], stage: str) -> None:
+    def evaluate(self, batch: dict[str, torch.Tensor], stage: str) -> None:
+        """Loss, word accuracy and the entity counts of a batch."""
         output = self(**batch)
         entities, token_acc = getattr(self, f"{stage}_entities"), getattr(self, f"{stage}_token_acc")
         entities.update(*self.word_tags(output.logits, batch["labels"]))
@@ -96,24 +91,9 @@ class TokenClassifier(TaskModule):
         self.log(f"{stage}/loss", output.loss, prog_bar=stage == "val", batch_size=size, sync_dist=True)
         self.log(f"{stage}/token_acc", token_acc, batch_size=size)
 
-    def _log_entities(self, stage: str) -> None:
+    def log_epoch(self, stage: str) -> None:
+        """Entity precision, recall and F1 over the whole split."""
         metric = getattr(self, f"{stage}_entities")
         scores = metric.compute()  # summed counts across ranks, then P/R/F1 (a mean of per-batch F1s would be wrong)
         self.log_dict({f"{stage}/{name}": value for name, value in scores.items()}, prog_bar=stage == "val")
         metric.reset()
-
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        """Loss, token accuracy and the entity counts of a validation batch."""
-        self._evaluate(batch, "val")
-
-    def on_validation_epoch_end(self) -> None:
-        """Entity precision, recall and F1 over the whole validation split."""
-        self._log_entities("val")
-
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        """Loss, token accuracy and the entity counts of a test batch."""
-        self._evaluate(batch, "test")
-
-    def on_test_epoch_end(self) -> None:
-        """Entity precision, recall and F1 over the whole test split."""
-        self._log_entities("test")
