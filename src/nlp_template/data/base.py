@@ -9,7 +9,7 @@ classification, token classification, language modelling) only says how its exam
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +163,32 @@ class TokenizedDataModule(L.LightningDataModule):
             self.tokenizer_type, texts, data_key, self.vocab_size, self.lowercase, self.cache_dir
         )
 
+    @staticmethod
+    def encode_splits(raw: DatasetDict, encode: Callable[..., dict]) -> tuple[DatasetDict, dict]:
+        """Run `encode(batch, split=...)` over every split; returns the encoded splits and per-split statistics.
+
+        `encode` returns the model inputs plus `length` (tokens per example) and `truncated` (a flag per example,
+        counted here and dropped). Each split drops its own columns: a test file may have fewer or extra columns
+        (e.g. an id) than train.
+        """
+        encoded = DatasetDict(
+            {
+                split: data.map(
+                    encode,
+                    batched=True,
+                    remove_columns=data.column_names,
+                    desc=f"Tokenizing {split}",
+                    fn_kwargs={"split": split},
+                )  # fmt: skip
+                for split, data in raw.items()
+            }
+        )
+        stats = {
+            split: {"examples": data.num_rows, "truncated": int(sum(data["truncated"]))}
+            for split, data in encoded.items()
+        }
+        return encoded.remove_columns("truncated"), stats
+
     def _log_truncation(self) -> None:
         for split, stat in self.stats.items():
             if stat.get("truncated"):
@@ -184,11 +210,14 @@ class TokenizedDataModule(L.LightningDataModule):
     def model_kwargs(self) -> dict[str, Any]:
         """What the model must know about the data: vocabulary size, pad id, tokenizer location (and more)."""
         assert self.tokenizer is not None, "call prepare_data()/setup() first"
-        return {
+        facts = {
             "vocab_size": len(self.tokenizer),
             "pad_token_id": self.tokenizer.pad_token_id,
             "tokenizer_path": self.tokenizer_path,
         }
+        if getattr(self, "labels", None):  # classification and tagging: the label set, in id order
+            facts["id2label"] = dict(enumerate(self.labels))
+        return facts
 
     # ------------------------------------------------------------------------------------------------------ loaders
     def collator(self) -> Any:

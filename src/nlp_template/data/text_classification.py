@@ -67,7 +67,7 @@ class TextClassificationDataModule(TokenizedDataModule):
     def _tokenize(self, raw: DatasetDict, tokenizer: PreTrainedTokenizerBase, labels: list[str]) -> tuple:
         label_ids = {label: index for index, label in enumerate(labels)}
 
-        def encode(batch: dict) -> dict:
+        def encode(batch: dict, split: str) -> dict:
             encoded = tokenizer(
                 *[[text or "" for text in batch[column]] for column in self.text_columns],
                 truncation=True,
@@ -78,22 +78,8 @@ class TextClassificationDataModule(TokenizedDataModule):
             encoded["length"] = [len(ids) for ids in encoded["input_ids"]]  # for the length-aware batch samplers
             return dict(encoded)
 
-        # Each split drops its own columns: a test file may have fewer or extra columns (e.g. an id) than train.
-        encoded = DatasetDict(
-            {
-                split: data.map(encode, batched=True, remove_columns=data.column_names, desc=f"Tokenizing {split}")
-                for split, data in raw.items()
-            }
-        )
-        stats = {
-            split: {"examples": data.num_rows, "truncated": int(sum(data["truncated"]))}
-            for split, data in encoded.items()
-        }
-        return encoded.remove_columns("truncated"), {"labels": labels, "stats": stats}
-
-    def model_kwargs(self) -> dict[str, Any]:
-        """The base module's vocabulary facts plus the label set (`id2label`)."""
-        return {**super().model_kwargs(), "id2label": dict(enumerate(self.labels))}
+        encoded, stats = self.encode_splits(raw, encode)
+        return encoded, {"labels": labels, "stats": stats}
 
     def collator(self) -> DataCollatorWithPadding:
         """Pad input ids, masks and token types to the longest example of the batch."""

@@ -74,7 +74,8 @@ class TokenClassificationDataModule(TokenizedDataModule):
         label_ids = {label: index for index, label in enumerate(labels)}
         inside = {index: label_ids.get("I-" + label[2:], index) for label, index in label_ids.items()}
 
-        def encode(batch: dict, all_pieces: bool) -> dict:
+        def encode(batch: dict, split: str) -> dict:
+            all_pieces = self.label_all_pieces and split == "train"  # evaluation always counts words
             encoded = tokenizer(batch[self.tokens_column], is_split_into_words=True, truncation=True,
                                 max_length=self.max_length)  # fmt: skip
             aligned, truncated = [], []
@@ -87,27 +88,8 @@ class TokenClassificationDataModule(TokenizedDataModule):
             encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
             return dict(encoded)
 
-        encoded = DatasetDict(
-            {
-                split: data.map(
-                    encode,
-                    batched=True,
-                    remove_columns=data.column_names,
-                    desc=f"Tokenizing {split}",
-                    fn_kwargs={"all_pieces": self.label_all_pieces and split == "train"},
-                )  # fmt: skip
-                for split, data in raw.items()
-            }
-        )
-        stats = {
-            split: {"examples": data.num_rows, "truncated": int(sum(data["truncated"]))}
-            for split, data in encoded.items()
-        }
-        return encoded.remove_columns("truncated"), {"labels": labels, "stats": stats}
-
-    def model_kwargs(self) -> dict[str, Any]:
-        """The base module's vocabulary facts plus the tag set (`id2label`)."""
-        return {**super().model_kwargs(), "id2label": dict(enumerate(self.labels))}
+        encoded, stats = self.encode_splits(raw, encode)
+        return encoded, {"labels": labels, "stats": stats}
 
     def collator(self) -> DataCollatorForTokenClassification:
         """Pad input ids and masks with the tokenizer, labels with -100."""
