@@ -46,6 +46,8 @@ class TaskModule(L.LightningModule):
         if saved:
             return model_from_config(auto_class, saved)
         settings = {key: value for key, value in task_settings.items() if value is not None}
+        if "id2label" in settings:  # the inverse map, which pipelines and exports read
+            settings["label2id"] = {label: index for index, label in settings["id2label"].items()}
         hparams = self.hparams
         network = build_model(auto_class, hparams.backbone, hparams.pretrained, hparams.config, settings)
         self.hparams["backbone_config"] = network.config.to_dict()

@@ -97,11 +97,6 @@ class TextClassifier(SequenceClassificationTask):
         super().__init__(len(id2label), optimizer, scheduler)
         self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
         self.hparams["id2label"] = id2label
-        task_settings = {
-            "id2label": id2label,
-            "label2id": {label: index for index, label in id2label.items()},
-            "vocab_size": vocab_size,
-            "pad_token_id": pad_token_id,
-        }
+        task_settings = {"id2label": id2label, "vocab_size": vocab_size, "pad_token_id": pad_token_id}
         self.network = self.hf_network(AutoModelForSequenceClassification, task_settings)
         self.setup_network(gradient_checkpointing, compile)

@@ -59,15 +59,9 @@ class TokenClassifier(TaskModule):
         id2label = label_maps(id2label, "TokenClassifier")
         self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
         self.hparams["id2label"] = id2label
-        task_settings = {
-            "id2label": id2label,
-            "label2id": {label: index for index, label in id2label.items()},
-            "vocab_size": vocab_size,
-            "pad_token_id": pad_token_id,
-        }
+        task_settings = {"id2label": id2label, "vocab_size": vocab_size, "pad_token_id": pad_token_id}
         self.network = self.hf_network(AutoModelForTokenClassification, task_settings)
         self.setup_network(gradient_checkpointing, compile)
-        self.id2label = id2label
         for stage in ("val", "test"):
             setattr(self, f"{stage}_entities", EntityF1())
             setattr(self, f"{stage}_token_acc", MulticlassAccuracy(len(id2label), average="micro", ignore_index=IGNORE))
@@ -77,8 +71,8 @@ class TokenClassifier(TaskModule):
         predictions, targets = [], []
         for row_logits, row_labels in zip(logits.argmax(dim=-1).tolist(), labels.tolist(), strict=True):
             words = [(p, t) for p, t in zip(row_logits, row_labels, strict=True) if t != IGNORE]
-            predictions.append([self.id2label[p] for p, _ in words])
-            targets.append([self.id2label[t] for _, t in words])
+            predictions.append([self.hparams.id2label[p] for p, _ in words])
+            targets.append([self.hparams.id2label[t] for _, t in words])
         return predictions, targets
 
     def evaluate(self, batch: dict[str, torch.Tensor], stage: str) -> None:
