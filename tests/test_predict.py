@@ -8,10 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from nlp_template.predict import predict
 from nlp_template.utils.config import PROJECT_ROOT
 from nlp_template.utils.errors import UserInputError
+from nlp_template.utils.run import RUN_CONFIG_KEY
 
 
 def run(make_cfg, ckpt: str, input_path: Path, *overrides: str) -> list[dict]:
@@ -90,6 +92,14 @@ def test_bad_input_is_reported_in_one_line(make_cfg, tmp_path):
     with pytest.raises(UserInputError, match="checkpoint not found"):
         predict(make_cfg(["ckpt_path=/nowhere/model.ckpt", f"input={bad}", f"output={tmp_path}/out.jsonl"],
                          name="predict"))  # fmt: skip
+    # Checkpoints of other Lightning projects: without our run config, or with a model that is not one of our tasks.
+    foreign, other_task = tmp_path / "foreign.ckpt", tmp_path / "other_task.ckpt"
+    torch.save({"state_dict": {}}, foreign)
+    torch.save({"state_dict": {}, RUN_CONFIG_KEY: {"model": {"_target_": "torch.nn.Linear"}, "data": {}}}, other_task)
+    for ckpt, message in [(foreign, "was not written by nlp-train"), (other_task, "'torch.nn.Linear' model, which is"
+                          " not a task of this project")]:  # fmt: skip
+        with pytest.raises(UserInputError, match=message):
+            predict(make_cfg([f"ckpt_path={ckpt}", f"input={bad}", f"output={tmp_path}/out.jsonl"], name="predict"))
 
 
 def test_existing_output_is_kept(make_cfg, tmp_path):

@@ -45,21 +45,38 @@ def tokenizer_location(saved_path: str | None, ckpt_path: Path) -> str | None:
     raise UserInputError(f"the run's tokenizer is missing: {saved_path} (nor found at {moved})")
 
 
-def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    """Test the checkpoint on the test split of its data (or of the overridden data); returns the metrics."""
-    ckpt_path = Path(cfg.ckpt_path).expanduser()
-    run_cfg = load_run_config(ckpt_path)
-    model_class = hydra.utils.get_class(run_cfg.model._target_)
-    model = model_class.load_from_checkpoint(ckpt_path, map_location="cpu")
+def load_task_module(ckpt_path: Path) -> tuple[DictConfig, Any]:
+    """The run config and the trained task module (on the CPU) of an `nlp-train` checkpoint."""
+    from nlp_template.models.base import TaskModule
 
-    data_cfg = OmegaConf.merge(run_cfg.data, cfg.get("data") or {})
-    # The model's own label order and tokenizer, never a re-derived (possibly different) one.
+    run_cfg = load_run_config(ckpt_path)
+    target = run_cfg.model.get("_target_", "")
+    try:
+        model_class = hydra.utils.get_class(target)
+    except Exception:
+        model_class = None
+    if model_class is None or not issubclass(model_class, TaskModule):
+        raise UserInputError(f"{ckpt_path} holds a '{target}' model, which is not a task of this project; give a"
+                             " checkpoint of TextClassifier, RNNClassifier, TokenClassifier or CausalLM")  # fmt: skip
+    return run_cfg, model_class.load_from_checkpoint(ckpt_path, map_location="cpu")
+
+
+def checkpoint_datamodule(run_cfg: DictConfig, model: Any, ckpt_path: Path, overrides: Any = None) -> Any:
+    """The run's data module (with `overrides` merged in) on the model's own label order and tokenizer."""
+    data_cfg = OmegaConf.merge(run_cfg.data, overrides or {})
+    # Never a re-derived (possibly different) label order or tokenizer.
     if model.hparams.get("id2label"):
         data_cfg.labels = [label for _, label in sorted(model.hparams.id2label.items())]
     data_cfg.tokenizer = tokenizer_location(model.hparams.tokenizer_path, ckpt_path)
     data_cfg.output_dir = None
-    datamodule = hydra.utils.instantiate(data_cfg)
+    return hydra.utils.instantiate(data_cfg)
 
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Test the checkpoint on the test split of its data (or of the overridden data); returns the metrics."""
+    ckpt_path = Path(cfg.ckpt_path).expanduser()
+    run_cfg, model = load_task_module(ckpt_path)
+    datamodule = checkpoint_datamodule(run_cfg, model, ckpt_path, cfg.get("data"))
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, logger=False)
     metrics = plain_metrics(trainer.test(model, datamodule=datamodule)[0])
     metrics["ckpt_path"] = str(ckpt_path.resolve())

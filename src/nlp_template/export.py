@@ -1,53 +1,106 @@
-"""Export entry point: `nlp-export ckpt_path=PATH format=hf [output=DIR]` (or `python -m nlp_template.export`).
+"""Export entry point: `nlp-export ckpt_path=PATH format=hf|onnx|torchscript [output=DIR]` (or `python -m ...`).
 
-`hf` writes a Hugging Face model directory: `config.json` (with `id2label`/`label2id` for classifiers and taggers),
-`model.safetensors` and the run's tokenizer. It loads offline with `AutoModelFor...from_pretrained(dir)` and
-`transformers.pipeline(task, model=dir)`, and serves as `model.backbone` of a new training run (continue training
-from an export). The recurrent classifier is not a Hugging Face model: exporting it as `hf` fails with a one-line
-error. An existing non-empty output directory is kept unless `overwrite=true`.
+- `hf`: a Hugging Face model directory: `config.json` (with `id2label`/`label2id` for classifiers and taggers),
+  `model.safetensors` and the run's tokenizer. It loads offline with `AutoModelFor...from_pretrained(dir)` and
+  `transformers.pipeline(task, model=dir)`, and serves as `model.backbone` of a new training run. The recurrent
+  classifier is not a Hugging Face model: `hf` refuses it in one line.
+- `onnx` (`model.onnx`) and `torchscript` (`model.pt`): the network as a static graph with dynamic batch and
+  sequence axes (`exporters.py`), the tokenizer beside it and `export_info.json` (inputs, label names). Each is
+  verified on a held-out batch of the run's data against PyTorch (maximum absolute difference; the export fails
+  above `tolerance`) and timed against PyTorch for batch 1 and 32 on the CPU (`export_check.py`).
+
+Every export writes `export_report.json` (sizes, difference, latency). An existing non-empty output directory is kept
+unless `overwrite=true`.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from pathlib import Path
 from typing import Any
 
 import hydra
+import torch
 from omegaconf import DictConfig
 from transformers import PreTrainedModel
 
+from nlp_template import export_check as check
+from nlp_template import exporters
 from nlp_template.data.tokenizer import load_pretrained_tokenizer
-from nlp_template.eval import load_run_config, tokenizer_location
+from nlp_template.eval import checkpoint_datamodule, load_task_module, tokenizer_location
 from nlp_template.utils.config import CONFIG_DIR, register_resolvers
 from nlp_template.utils.errors import UserInputError, exit_on_user_error
 from nlp_template.utils.run import apply_extras
 
 log = logging.getLogger(__name__)
 register_resolvers()
-FORMATS = ("hf",)
+FORMATS = ("hf", "onnx", "torchscript")
 # What `transformers.pipeline` calls each task.
 PIPELINE_TASKS = {"TextClassifier": "text-classification", "TokenClassifier": "token-classification",
                   "CausalLM": "text-generation"}  # fmt: skip
 
 
 def export(cfg: DictConfig) -> Path:
-    """Write the checkpoint's model in `cfg.format` to `cfg.output`; returns the directory."""
+    """Write the checkpoint's model in `cfg.format` to `cfg.output`, with its report; returns the directory."""
     if cfg.format not in FORMATS:
         raise UserInputError(f"unknown export format '{cfg.format}'; use one of {list(FORMATS)}")
-    output = _prepare_output(Path(cfg.output), cfg.overwrite)
     ckpt_path = Path(cfg.ckpt_path).expanduser()
-    run_cfg = load_run_config(ckpt_path)
-    model = hydra.utils.get_class(run_cfg.model._target_).load_from_checkpoint(ckpt_path, map_location="cpu")
-    network = model.network
-    if not isinstance(network, PreTrainedModel):
-        raise UserInputError(f"{type(model).__name__} is not a Hugging Face model: format=hf cannot export it")
+    run_cfg, model = load_task_module(ckpt_path)
+    model.eval()
+    if cfg.format == "hf" and not isinstance(model.network, PreTrainedModel):
+        raise UserInputError(f"{type(model).__name__} is not a Hugging Face model: format=hf cannot export it; use"
+                             " format=onnx or format=torchscript")  # fmt: skip
+    output = _prepare_output(Path(cfg.output), cfg.overwrite)
     tokenizer = load_pretrained_tokenizer(tokenizer_location(model.hparams.tokenizer_path, ckpt_path))
-    network.save_pretrained(str(output), safe_serialization=True)
     tokenizer.save_pretrained(str(output))
-    log.info("Exported %s (pipeline task '%s') to %s", type(model).__name__, pipeline_task(model), output)
+    report = {"format": cfg.format, "task": type(model).__name__, "ckpt_path": str(ckpt_path.resolve()),
+              "weights_mb": sum(p.numel() * p.element_size() for p in model.network.parameters()) / 1e6}  # fmt: skip
+    if cfg.format == "hf":
+        model.network.save_pretrained(str(output), safe_serialization=True)
+        report["export_mb"] = check.size_mb([output])
+    else:
+        report.update(_export_graph(cfg, run_cfg, model, ckpt_path, output))
+    (output / "export_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    log.info("Exported to %s\n%s", output, check.format_report(report))
     return output
+
+
+def _export_graph(cfg: DictConfig, run_cfg: DictConfig, model: Any, ckpt_path: Path, output: Path) -> dict:
+    """ONNX or TorchScript: write the graph, verify it on held-out data, time it; returns the report's facts."""
+    batch = check.held_out_batch(checkpoint_datamodule(run_cfg, model, ckpt_path), cfg.verify_examples)
+    names = exporters.graph_inputs(batch, model.network)
+    module = exporters.LogitsModule(model.network, names)
+    example = exporters.example_inputs(batch, names)
+    if cfg.format == "onnx":
+        path = exporters.write_onnx(module, example, output, cfg.onnx_exporter)
+    else:
+        path = exporters.write_torchscript(module, example, output)
+    exported = exporters.load_runner(path, names)
+
+    def pytorch(inputs: dict) -> torch.Tensor:
+        with torch.inference_mode():
+            return module(*(inputs[name] for name in names))
+
+    shape = "x".join(map(str, batch["input_ids"].shape))
+    files = [file for file in output.iterdir() if file.name.startswith("model.")]  # model.onnx(.data), model.pt
+    try:
+        difference = check.compare(pytorch(batch), exported(batch), cfg.tolerance, f"the {cfg.format} export")
+    except UserInputError:
+        for file in files:  # a model that gives other answers must not be picked up by mistake
+            file.unlink()
+        raise
+    info = {"inputs": names, "output": "logits", "id2label": model.hparams.get("id2label"),
+            "max_length": run_cfg.data.get("max_length") or run_cfg.data.get("block_size")}  # fmt: skip
+    (output / "export_info.json").write_text(json.dumps(info, indent=2) + "\n")
+    facts = {"file": path.name, "export_mb": check.size_mb(files),
+             "max_abs_diff": difference, "tolerance": cfg.tolerance, "verified_on": f"held-out batch {shape}",
+             "threads": torch.get_num_threads()}  # fmt: skip
+    if cfg.latency.repeats > 0:
+        facts["latency"] = check.latency_table(pytorch, exported, batch, list(cfg.latency.batch_sizes),
+                                               cfg.latency.repeats)  # fmt: skip
+    return facts
 
 
 def pipeline_task(model: Any) -> str | None:

@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 from rich.progress import track
 
 from nlp_template.data.tokenizer import load_pretrained_tokenizer
-from nlp_template.eval import load_run_config, tokenizer_location
+from nlp_template.eval import load_task_module, tokenizer_location
 from nlp_template.models import predictions
 from nlp_template.utils.config import CONFIG_DIR, register_resolvers
 from nlp_template.utils.errors import UserInputError, exit_on_user_error
@@ -34,8 +34,8 @@ def predict(cfg: DictConfig) -> list[dict[str, Any]]:
     """Predict for every non-empty input record; write them to `cfg.output`; return them."""
     output = _check_output(cfg.output, cfg.overwrite)
     ckpt_path = Path(cfg.ckpt_path).expanduser()
-    run_cfg = load_run_config(ckpt_path)
-    model = hydra.utils.get_class(run_cfg.model._target_).load_from_checkpoint(ckpt_path, map_location="cpu").eval()
+    run_cfg, model = load_task_module(ckpt_path)
+    model.eval()
     tokenizer = load_pretrained_tokenizer(tokenizer_location(model.hparams.tokenizer_path, ckpt_path))
     data = run_cfg.data
     text_column = cfg.text_column or data.get("text_column") or "text"

@@ -1,0 +1,54 @@
+"""`ExportBestCheckpoint`: at the end of training, export the best checkpoint next to it (`nlp-train export_best=hf`).
+
+The export lands in `<run dir>/checkpoints/<best checkpoint name>_<format>/`, e.g. `epoch_003_hf/`, ready for
+`transformers.pipeline` (hf), onnxruntime (onnx) or `torch.jit.load` (torchscript); onnx and torchscript exports
+are verified against PyTorch as `nlp-export` does (without the latency timing). An existing export of the same
+checkpoint is kept. Rank 0 exports; a model the format cannot hold (e.g. the LSTM as `hf`) is reported in the log
+and does not fail the finished run.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import lightning as L
+from omegaconf import OmegaConf
+
+from nlp_template.utils.errors import UserInputError
+
+log = logging.getLogger(__name__)
+
+
+class ExportBestCheckpoint(L.Callback):
+    """Export the best checkpoint at the end of `fit`.
+
+    Args:
+        format: `hf`, `onnx` or `torchscript`; None turns the callback off (the default).
+        tolerance: maximum absolute logit difference an onnx/torchscript export may have from PyTorch.
+    """
+
+    def __init__(self, format: str | None = None, tolerance: float = 1e-4) -> None:
+        self.format = format
+        self.tolerance = tolerance
+        self.exported: Path | None = None
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Export the best (else the last) checkpoint of this run."""
+        callback = trainer.checkpoint_callback
+        best = getattr(callback, "best_model_path", "") or getattr(callback, "last_model_path", "")
+        if not self.format or not trainer.is_global_zero or not best:
+            return
+        output = Path(best).with_suffix("").with_name(f"{Path(best).stem}_{self.format}")
+        if output.exists():
+            log.info("Export kept: %s exists", output)
+            return
+        from nlp_template.export import export  # the entry point's code, imported only when it is used
+
+        cfg = OmegaConf.create({"ckpt_path": best, "format": self.format, "output": str(output), "overwrite": False,
+                                "onnx_exporter": "auto", "tolerance": self.tolerance, "verify_examples": 32,
+                                "latency": {"batch_sizes": [], "repeats": 0}})  # fmt: skip
+        try:
+            self.exported = export(cfg)
+        except UserInputError as error:  # the run itself succeeded: say why there is no export, do not fail it
+            log.warning("Best checkpoint not exported: %s", error)

@@ -1,0 +1,138 @@
+"""Static-graph exports of a task's network: ONNX (run by onnxruntime) and TorchScript (run by `torch.jit.load`).
+
+Both take the same `LogitsModule`: the network with named tensor inputs (`input_ids`, `attention_mask`, and
+`token_type_ids` where the model was trained with them) and one output, `logits`. Batch and sequence axes stay
+dynamic: the graph is captured on a padded 2 x 8 example and `export_check.py` verifies it on a held-out batch of
+another shape.
+
+ONNX uses `torch.export` (the exporter PyTorch recommends) and falls back to the TorchScript-based exporter for
+what `torch.export` cannot capture yet, such as `pack_padded_sequence` in the recurrent classifier.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nlp_template.utils.errors import UserInputError
+
+log = logging.getLogger(__name__)
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+ONNX_EXPORTERS = ("auto", "dynamo", "torchscript")
+# Above this, ONNX weights go to a side file (`model.onnx.data`): a single protobuf file cannot exceed 2 GB.
+EXTERNAL_DATA_BYTES = 1_800_000_000
+
+
+class LogitsModule(torch.nn.Module):
+    """The network as a graph exporters understand: tensors in (in `INPUT_NAMES` order), logits out."""
+
+    def __init__(self, network: torch.nn.Module, input_names: list[str]) -> None:
+        super().__init__()
+        self.network = network
+        self.input_names = list(input_names)
+        # Exporters put a module back in the mode they found it in: a wrapper left in training mode would switch the
+        # network's dropout on after the export (the reference logits would then be noise).
+        self.eval()
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Logits; `token_type_ids` only for networks exported with them (see `graph_inputs`)."""
+        inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+        return self.network(**{name: inputs[name] for name in self.input_names}).logits
+
+
+def graph_inputs(batch: dict[str, torch.Tensor], network: torch.nn.Module) -> list[str]:
+    """The inputs the exported graph takes: those of the training batches that the network's forward names."""
+    # The recurrent network swallows token_type_ids in **kwargs without reading them; a graph input nobody reads is
+    # dropped by the exporters, and feeding it would then be rejected by the runtime.
+    accepted = inspect.signature(network.forward).parameters
+    names = [name for name in INPUT_NAMES if name in batch and name in accepted]
+    if names[:2] != ["input_ids", "attention_mask"]:
+        raise UserInputError(f"exports need input_ids and attention_mask batches; this model's batches have {names}")
+    return names
+
+
+def example_inputs(batch: dict[str, torch.Tensor], names: list[str]) -> tuple[torch.Tensor, ...]:
+    """Two rows, 8 positions of a real batch, the second one padded, to capture the graph on.
+
+    Neither axis is 1 (which `torch.export` would specialise) nor the shape of the verification batch, and the
+    padding matters: traced on an all-ones mask, a transformer drops its masking code as a constant branch.
+    """
+    length = min(8, batch["input_ids"].shape[1])
+    example = {name: batch[name][:2, :length].clone() for name in names}
+    example["attention_mask"][1, length // 2 :] = 0
+    return tuple(example[name] for name in names)
+
+
+def write_onnx(module: LogitsModule, example: tuple[torch.Tensor, ...], directory: Path, exporter: str) -> Path:
+    """Write `model.onnx` with dynamic batch and sequence axes; `exporter` is auto, dynamo or torchscript."""
+    if exporter not in ONNX_EXPORTERS:
+        raise UserInputError(f"unknown onnx exporter '{exporter}'; use one of {list(ONNX_EXPORTERS)}")
+    path = directory / "model.onnx"
+    axes = {name: {0: "batch", 1: "sequence"} for name in module.input_names}
+    external = sum(p.numel() * p.element_size() for p in module.parameters()) > EXTERNAL_DATA_BYTES
+    common = {"input_names": module.input_names, "output_names": ["logits"], "external_data": external}
+    if exporter in ("auto", "dynamo"):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                shapes = tuple(axes[name] for name in module.input_names)  # positional inputs: shapes as a tuple
+                torch.onnx.export(module, example, str(path), dynamo=True, verbose=False, dynamic_shapes=shapes,
+                                  **common)  # fmt: skip
+            return path
+        except Exception as error:  # torch.export covers most but not all models (e.g. packed sequences)
+            if exporter == "dynamo":
+                raise UserInputError(f"torch.export cannot capture this model for ONNX ({_first_line(error)}); try"
+                                     " onnx_exporter=torchscript or format=torchscript") from error  # fmt: skip
+            log.info("torch.export could not capture the model (%s); using the TorchScript-based ONNX exporter",
+                     _first_line(error))  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, example, str(path), dynamo=False, dynamic_axes={**axes, "logits": {0: "batch"}},
+                          **common)  # fmt: skip
+    return path
+
+
+def write_torchscript(module: LogitsModule, example: tuple[torch.Tensor, ...], directory: Path) -> Path:
+    """Trace the module on the example and save `model.pt` (`torch.jit.load` runs it without this project)."""
+    path = directory / "model.pt"
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # tracer warnings: the verification on another shape is the real check
+            traced = torch.jit.trace(module, example)
+    except Exception as error:
+        raise UserInputError(f"tracing the model for TorchScript failed ({_first_line(error)}); try format=onnx or"
+                             " format=hf") from error  # fmt: skip
+    traced.save(str(path))
+    return path
+
+
+def load_runner(path: Path, names: list[str]) -> Callable[[dict[str, torch.Tensor]], np.ndarray]:
+    """A function from a batch of tensors to the exported model's logits (numpy), for `.onnx` or `.pt` files."""
+    if path.suffix == ".onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return lambda batch: session.run(["logits"], {name: batch[name].numpy() for name in names})[0]
+    loaded = torch.jit.load(str(path), map_location="cpu").eval()
+
+    def run(batch: dict[str, torch.Tensor]) -> np.ndarray:
+        with torch.no_grad():
+            return loaded(*(batch[name] for name in names)).numpy()
+
+    return run
+
+
+def _first_line(error: BaseException) -> str:
+    """The innermost cause's first line: exporters wrap the real reason in several layers of advice."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return f"{type(error).__name__}: {lines[0][:200]}" if lines else type(error).__name__
