@@ -13,11 +13,11 @@ from typing import Any
 
 import hydra
 import lightning as L
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from nlp_template.utils.config import CONFIG_DIR, print_and_save, register_resolvers
 from nlp_template.utils.errors import UserInputError, exit_on_user_error
+from nlp_template.utils.resume import read_checkpoint
 from nlp_template.utils.run import RUN_CONFIG_KEY, apply_extras, plain_metrics, write_metrics
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ def load_run_config(ckpt_path: Path) -> DictConfig:
     if not ckpt_path.is_file():
         raise UserInputError(f"checkpoint not found: {ckpt_path} (set ckpt_path=<run dir>/checkpoints/<file>.ckpt)")
     # Memory-mapped: only the config is read here; load_from_checkpoint reads the weights once, below.
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False, mmap=True)
+    checkpoint = read_checkpoint(ckpt_path)
     if RUN_CONFIG_KEY not in checkpoint:
         raise UserInputError(f"{ckpt_path} was not written by nlp-train (it holds no '{RUN_CONFIG_KEY}')")
     return OmegaConf.create(checkpoint[RUN_CONFIG_KEY])
@@ -58,7 +58,7 @@ def load_task_module(ckpt_path: Path) -> tuple[DictConfig, Any]:
     if model_class is None or not issubclass(model_class, TaskModule):
         raise UserInputError(f"{ckpt_path} holds a '{target}' model, which is not a task of this project; give a"
                              " checkpoint of TextClassifier, RNNClassifier, TokenClassifier or CausalLM")  # fmt: skip
-    return run_cfg, model_class.load_from_checkpoint(ckpt_path, map_location="cpu")
+    return run_cfg, model_class.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
 
 
 def checkpoint_datamodule(run_cfg: DictConfig, model: Any, ckpt_path: Path, overrides: Any = None) -> Any:

@@ -8,12 +8,14 @@ sweepers optimise.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from typing import Any
 
 import hydra
 import lightning as L
 from lightning.fabric.utilities.rank_zero import rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
 from nlp_template.callbacks.random_state import RandomStateInCheckpoint
@@ -44,6 +46,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     log.info("Instantiating model <%s>", cfg.model._target_)
     model = hydra.utils.instantiate(cfg.model, _convert_="all", **datamodule.model_kwargs())
+    model.nonfinite_loss = dict(cfg.get("nonfinite_loss") or {})  # stop (default) or skip NaN/inf losses
 
     ckpt_path = resolve_checkpoint(cfg)  # None, a path, or the newest last.ckpt of this experiment (last/auto)
     callbacks = instantiate_list(cfg.get("callbacks")) + [RunConfigInCheckpoint(cfg), RandomStateInCheckpoint()]
@@ -61,7 +64,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     start = time.perf_counter()
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     fit_seconds = time.perf_counter() - start
-    trained = {"global_step": trainer.global_step, "epochs": trainer.current_epoch}  # before checkpoints reload
+    # Before checkpoints reload; skipped_steps: updates left out for a NaN/inf loss (nonfinite_loss.action=skip).
+    trained = {"global_step": trainer.global_step, "epochs": trainer.current_epoch,
+               "skipped_steps": getattr(model, "skipped_steps", 0)}  # fmt: skip
 
     # Report the best checkpoint's scores; fast_dev_run and runs without checkpointing use the final weights.
     checkpoint = trainer.checkpoint_callback
@@ -101,7 +106,11 @@ def main(cfg: DictConfig) -> float | None:
         order = ("data", "model", "trainer", "callbacks", "logger", "paths")
         print_and_save(cfg, cfg.paths.output_dir, show=cfg.extras.get("print_config", True), order=order)
     with clean_distributed_state():
-        metrics = train(cfg)
+        try:
+            metrics = train(cfg)
+        except SIGTERMException:  # preempted: PreemptionCheckpoint saved last.ckpt and logged where
+            print(f"Stopped by SIGTERM; resume with ckpt_path=last (run directory: {cfg.paths.output_dir})")
+            sys.exit(143)
     if rank_zero_only.rank == 0:
         print(f"Run directory: {cfg.paths.output_dir}")
     return metrics.get(cfg.get("optimized_metric"))

@@ -8,6 +8,7 @@ the step plumbing: a task implements `evaluate(batch, stage)` and, for split-lev
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +19,9 @@ from torch.optim import Optimizer
 from nlp_template.models.backbones import build_model, model_from_config
 from nlp_template.models.optim import parameter_groups
 from nlp_template.utils.errors import UserInputError
+
+log = logging.getLogger(__name__)
+NONFINITE_DEFAULTS = {"action": "stop", "max_skipped": 10}
 
 
 class TaskModule(L.LightningModule):
@@ -72,10 +76,11 @@ class TaskModule(L.LightningModule):
         """The network's output (with the loss when `labels` is in the batch)."""
         return (self.network if self._compiled is None else self._compiled)(**batch)
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """The network's loss on one batch; a NaN/inf loss stops the run with a hint instead of training on garbage."""
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
+        """The network's loss on one batch; NaN/inf losses stop the run or skip the batch (`nonfinite_loss`)."""
         loss = self.checked_loss(self(**batch).loss)
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
+        if loss is not None:
+            self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
         return loss
 
     def evaluate(self, batch: dict[str, torch.Tensor], stage: str) -> Any:
@@ -101,14 +106,33 @@ class TaskModule(L.LightningModule):
         """Split-level test metrics."""
         self.log_epoch("test")
 
-    def checked_loss(self, loss: torch.Tensor) -> torch.Tensor:
-        """The loss, or a clear stop when it is NaN/inf (training on it would only spread NaN through the weights)."""
-        if not torch.isfinite(loss):
-            raise UserInputError(
-                f"training loss is {loss.item()} at step {self.global_step}: lower model.optimizer.lr, clip gradients"
-                " (trainer.gradient_clip_val=1.0) or train in 32-bit precision (trainer.precision=32)"
-            )
-        return loss
+    def checked_loss(self, loss: torch.Tensor) -> torch.Tensor | None:
+        """The loss if finite; else a clear stop (`action: stop`) or None, which skips the update (`action: skip`).
+
+        Training on a NaN/inf loss only spreads NaN through the weights. Skipping is for rare bad batches (an fp16
+        overflow, one corrupt example): past `max_skipped` skipped steps the run stops anyway. In DDP the ranks agree
+        first, so all of them skip the same step (a lone rank skipping would hang the gradient all-reduce).
+        """
+        settings = {**NONFINITE_DEFAULTS, **getattr(self, "nonfinite_loss", {})}
+        bad = not bool(torch.isfinite(loss))
+        if self._trainer is not None and self.trainer.world_size > 1 and settings["action"] == "skip":
+            bad = self.trainer.strategy.reduce_boolean_decision(bad, all=False)
+        if not bad:
+            return loss
+        hint = ("lower model.optimizer.lr, clip gradients (trainer.gradient_clip_val=1.0), train in 32-bit precision"
+                " (trainer.precision=32) or look for a broken batch")  # fmt: skip
+        if settings["action"] != "skip":
+            raise UserInputError(f"training loss is {loss.item()} at step {self.global_step}: {hint}; or skip such"
+                                 " batches with nonfinite_loss.action=skip")  # fmt: skip
+        self.skipped_steps = getattr(self, "skipped_steps", 0) + 1
+        if self.skipped_steps > settings["max_skipped"]:
+            raise UserInputError(f"training loss was NaN/inf in {self.skipped_steps} batches (last at step"
+                                 f" {self.global_step}, over nonfinite_loss.max_skipped={settings['max_skipped']}):"
+                                 f" {hint}")  # fmt: skip
+        log.warning("Training loss is %s at step %d: batch skipped (%d so far)", loss.item(), self.global_step,
+                    self.skipped_steps)  # fmt: skip
+        self.log("train/skipped_steps", float(self.skipped_steps), reduce_fx="max")
+        return None
 
     def configure_optimizers(self) -> Any:
         """The configured optimizer over decay/no-decay groups, and the scheduler stepped every optimizer step."""

@@ -51,15 +51,22 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("overrides_name", overrides_name)
 
 
-def overrides_name() -> str:
-    """The job's command-line overrides as `key=value,...` (a run name), secret-looking values shown as `***`."""
+def task_overrides() -> list[str]:
+    """The job's command-line overrides (`key=value`), secret-looking values shown as `***`; [] outside Hydra."""
     from hydra.core.hydra_config import HydraConfig
 
+    if not HydraConfig.initialized():
+        return []
     parts = []
     for override in HydraConfig.get().overrides.task:
         key, _, value = override.partition("=")
         parts.append(f"{key}=***" if _is_secret(key.lstrip("+~").split(".")[-1]) else override)
-    return ",".join(sorted(parts)) or "defaults"
+    return parts
+
+
+def overrides_name() -> str:
+    """The job's command-line overrides as `key=value,...` (a run name), secret-looking values shown as `***`."""
+    return ",".join(sorted(task_overrides())) or "defaults"
 
 
 def resolved(cfg: DictConfig) -> dict:

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+from omegaconf import OmegaConf
 
-from nlp_template.utils.config import PROJECT_ROOT, redact
+from nlp_template.utils.config import PROJECT_ROOT, redact, task_overrides
 
 log = logging.getLogger(__name__)
 PACKAGES = ("torch", "lightning", "transformers", "tokenizers", "datasets", "hydra-core", "torchmetrics", "numpy")
@@ -50,7 +51,8 @@ def run_metadata(model: L.LightningModule | None = None) -> dict[str, Any]:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
             continue
-    metadata: dict[str, Any] = {"git": git_state(), "versions": versions}
+    # With the resolved config (config.yaml beside run.json), what it takes to run it again.
+    metadata: dict[str, Any] = {"git": git_state(), "versions": versions, "overrides": task_overrides()}
     if model is not None:
         parameters = list(model.parameters())
         metadata["parameters"] = {
@@ -61,7 +63,10 @@ def run_metadata(model: L.LightningModule | None = None) -> dict[str, Any]:
 
 
 def log_run(trainer: L.Trainer, config: dict[str, Any], model: L.LightningModule, output_dir: str | Path) -> None:
-    """Send the redacted config and the run metadata to every logger; write them to `<output_dir>/run.json`."""
+    """Send the redacted config and the run metadata to every logger; write them to `<output_dir>/run.json`.
+
+    The config also goes to `config.yaml` where the command line has not already saved it (runs started in Python).
+    """
     metadata = run_metadata(model)
     hyperparameters = {**redact(config), "run": metadata}
     for logger in trainer.loggers:
@@ -72,6 +77,8 @@ def log_run(trainer: L.Trainer, config: dict[str, Any], model: L.LightningModule
     if trainer.is_global_zero:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
         (Path(output_dir) / "run.json").write_text(json.dumps(metadata, indent=2))
+        if not (Path(output_dir) / "config.yaml").exists():  # runs started from Python (tests, notebooks)
+            (Path(output_dir) / "config.yaml").write_text(OmegaConf.to_yaml(redact(config)))
 
 
 def _continued_mlflow_run(logger: Any) -> bool:

@@ -9,6 +9,7 @@ resume; `auto` then starts from scratch (for job scripts that are requeued after
 from __future__ import annotations
 
 import logging
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,21 @@ def experiment_key(config: dict[str, Any]) -> str:
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
-    """The checkpoint's top-level entries, memory-mapped (the weights are not read)."""
-    return torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    """The checkpoint's top-level entries, memory-mapped (the weights are not read).
+
+    `weights_only=True`: tensors and plain containers only. A pickle can run any code while it loads; a checkpoint
+    that needs more than that was not written by this project and is refused before anything runs.
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except pickle.UnpicklingError as error:
+        raise UserInputError(f"{path} holds Python objects beyond tensors and plain containers, which could run code"
+                             " when loaded; nlp-train checkpoints never do: load only checkpoints written by"
+                             " nlp-train") from error  # fmt: skip
+    except (RuntimeError, EOFError) as error:
+        raise UserInputError(
+            f"{path} is not a readable checkpoint (truncated or not a torch file?): {error}"
+        ) from error
 
 
 def find_last_checkpoint(search_dir: Path, key: str) -> Path | None:

@@ -1,0 +1,245 @@
+"""Runs that die: `kill -9` and SIGTERM mid-epoch, requeue signals, NaN losses; DDP parity; reproducibility.
+
+The kill and SIGTERM runs are real `nlp-train` processes that signal themselves at a chosen step (a real signal, at
+a reproducible point); they resume in-process with `ckpt_path=last`, and the result is compared with an
+uninterrupted run: the same batches in the same order and, on CPU, bit-identical weights and metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from conftest import FAST
+from test_resume import assert_same_weights, record
+
+from nlp_template.train import train
+from nlp_template.utils.errors import UserInputError
+
+TESTS = Path(__file__).parent
+# Two epochs of 13 steps; last.ckpt every 5 steps; no early stop; every training batch recorded.
+COMMON = [*FAST, "trainer.max_epochs=2", "~callbacks.early_stopping", "callbacks.step_checkpoint.every_n_train_steps=5",
+          "logger=csv"]  # fmt: skip
+METRICS = ("val/acc", "val/loss", "test/acc", "test/loss", "global_step")
+
+
+class SignalAtStep(L.Callback):
+    """Send this process `signal` once the optimizer has taken `step` steps."""
+
+    def __init__(self, step: int, signal: str) -> None:
+        self.step, self.signal, self.sent = step, signal, False
+
+    def on_train_batch_end(self, trainer, pl_module, *args) -> None:
+        if trainer.global_step == self.step and not self.sent:
+            self.sent = True
+            os.kill(os.getpid(), getattr(signal, self.signal))
+
+
+class PoisonLoss(L.Callback):
+    """Make the training loss NaN at the given optimizer steps (what an fp16 overflow or a corrupt batch does)."""
+
+    def __init__(self, steps: list[int]) -> None:
+        self.steps, self.now, self.changed = set(steps), False, []
+        PoisonLoss.latest = self
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        forward = pl_module.network.forward
+
+        def poisoned(*args, **kwargs):
+            output = forward(*args, **kwargs)
+            if self.now:
+                output.loss = output.loss * float("nan")
+            return output
+
+        pl_module.network.forward = poisoned
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.now = trainer.global_step in self.steps and not getattr(self, f"done_{trainer.global_step}", False)
+        if self.now:
+            setattr(self, f"done_{trainer.global_step}", True)
+        self.before = [p.detach().clone() for p in pl_module.parameters()]
+
+    def on_train_batch_end(self, trainer, pl_module, *args) -> None:
+        same = all(torch.equal(a, b) for a, b in zip(self.before, pl_module.parameters(), strict=True))
+        self.changed.append(not same)
+
+
+def extra(log: Path, signal_name: str | None = None, step: int = 0) -> list[str]:
+    overrides = ["+callbacks.record._target_=test_resume.RecordBatches", f"+callbacks.record.path={log}"]
+    if signal_name:
+        overrides += ["+callbacks.signal._target_=test_reliability.SignalAtStep", f"+callbacks.signal.step={step}",
+                      f"+callbacks.signal.signal={signal_name}"]  # fmt: skip
+    return overrides
+
+
+def cli_train(tmp_path: Path, log_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+           "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}  # fmt: skip
+    command = [sys.executable, "-m", "nlp_template.train", *COMMON, f"paths.log_dir={log_dir}",
+               f"paths.cache_dir={tmp_path / 'cache'}", *overrides]  # fmt: skip
+    return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+
+
+def in_process(make_cfg, tmp_path: Path, log_dir: Path, run: str, *overrides: str) -> dict:
+    cfg = make_cfg([*COMMON, *overrides], run=f"{log_dir.name}/train/runs/{run}", cache=tmp_path / "cache")
+    cfg.paths.log_dir = str(log_dir)  # where ckpt_path=last looks for this experiment's newest last.ckpt
+    return train(cfg)
+
+
+@pytest.fixture
+def uninterrupted(make_cfg, tmp_path) -> tuple[dict, list[dict], Path]:
+    """Metrics, batch record and final checkpoint of the run the interrupted ones are compared with."""
+    log = tmp_path / "uninterrupted.jsonl"
+    metrics = in_process(make_cfg, tmp_path, tmp_path / "reference", "full", *extra(log))
+    return metrics, record(log), tmp_path / "reference/train/runs/full/checkpoints/last.ckpt"
+
+
+def assert_same_run(resumed: dict, resumed_ckpt: Path, uninterrupted: tuple) -> None:
+    metrics, _, final = uninterrupted
+    assert {key: resumed[key] for key in METRICS} == {key: metrics[key] for key in METRICS}
+    assert_same_weights(final, resumed_ckpt)
+
+
+@pytest.mark.slow
+def test_kill_9_mid_epoch_then_ckpt_path_last_finishes_as_if_never_killed(make_cfg, tmp_path, uninterrupted):
+    log_dir, killed_log, resumed_log = tmp_path / "killed_runs", tmp_path / "killed.jsonl", tmp_path / "resumed.jsonl"
+    killed = cli_train(tmp_path, log_dir, *extra(killed_log, "SIGKILL", step=8))
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]  # no chance to clean up or save
+    last = next(log_dir.glob("train/runs/*/checkpoints/last.ckpt"))
+    assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 5  # the newest step checkpoint
+    resumed = in_process(make_cfg, tmp_path, log_dir, "resumed", "ckpt_path=last", *extra(resumed_log))
+    # Steps 5-7 ran twice (they were lost with the process); the batches the model learnt from are the reference's.
+    seen = [r for r in record(killed_log) if r["step"] < 5] + record(resumed_log)
+    assert seen == uninterrupted[1]
+    assert_same_run(resumed, log_dir / "train/runs/resumed/checkpoints/last.ckpt", uninterrupted)
+
+
+@pytest.mark.slow
+def test_sigterm_saves_and_exits_then_resumes_exactly(make_cfg, tmp_path, uninterrupted):
+    log_dir, stopped_log, resumed_log = (
+        tmp_path / "stopped_runs",
+        tmp_path / "stopped.jsonl",
+        tmp_path / "resumed.jsonl",
+    )
+    stopped = cli_train(tmp_path, log_dir, *extra(stopped_log, "SIGTERM", step=8))
+    assert stopped.returncode == 143, stopped.stderr[-2000:]
+    assert "Traceback" not in stopped.stderr and "Stopped by SIGTERM; resume with ckpt_path=last" in stopped.stdout
+    run_dir = next(log_dir.glob("train/runs/*"))
+    step = torch.load(run_dir / "checkpoints/last.ckpt", map_location="cpu", weights_only=True)["global_step"]
+    assert step in (8, 9)  # the batch boundary the signal arrived at (callback order decides which)
+    assert f"SIGTERM at step {step}: saved" in (run_dir / "train.log").read_text()
+    assert not (run_dir / "metrics.json").exists()  # no test of a half-trained model passed off as the result
+    resumed = in_process(make_cfg, tmp_path, log_dir, "resumed", "ckpt_path=last", *extra(resumed_log))
+    assert record(stopped_log) + record(resumed_log) == uninterrupted[1]  # nothing lost, nothing repeated
+    assert_same_run(resumed, log_dir / "train/runs/resumed/checkpoints/last.ckpt", uninterrupted)
+    # What reproduces the run is recorded beside it: resolved config, overrides, git state, versions.
+    facts = json.loads((run_dir / "run.json").read_text())
+    assert "trainer.max_epochs=2" in facts["overrides"] and {"commit", "dirty"} <= facts["git"].keys()
+    assert {"torch", "lightning", "transformers"} <= facts["versions"].keys() and (run_dir / "config.yaml").is_file()
+
+
+def test_requeue_signal_saves_then_hands_over_to_the_launcher(make_cfg, tmp_path):
+    """submitit (USR2) and Lightning's SLURM plugin (USR1) requeue the job and exit; first the state is saved."""
+    calls = []
+
+    def launcher_handler(signum, frame):  # what submitit does: requeue the job, then leave
+        calls.append(signum)
+        raise SystemExit(0)
+
+    previous = signal.signal(signal.SIGUSR2, launcher_handler)
+    try:
+        with pytest.raises(SystemExit):
+            train(make_cfg([*COMMON, "trainer.max_epochs=1", "+callbacks.signal._target_=test_reliability.SignalAtStep",
+                            "+callbacks.signal.step=3", "+callbacks.signal.signal=SIGUSR2"]))  # fmt: skip
+        assert signal.getsignal(signal.SIGUSR2) is launcher_handler  # given back after the run
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+    assert calls == [signal.SIGUSR2]
+    saved = torch.load(tmp_path / "run/checkpoints/last.ckpt", map_location="cpu", weights_only=True)
+    assert saved["global_step"] == 4  # the batch boundary after the signal
+
+
+@pytest.mark.parametrize("action", ["stop", "skip"])
+def test_nan_loss_stops_or_skips_the_step(make_cfg, action):
+    short = [*FAST, "trainer.max_epochs=1", "+trainer.limit_train_batches=6", "+trainer.limit_val_batches=1",
+             "test=false", "callbacks=none", f"nonfinite_loss.action={action}",
+             "+callbacks.poison._target_=test_reliability.PoisonLoss", "+callbacks.poison.steps=[3]"]  # fmt: skip
+    if action == "stop":
+        with pytest.raises(UserInputError, match=r"training loss is nan at step 3: lower model.optimizer.lr"):
+            train(make_cfg(short))
+        return
+    metrics = train(make_cfg(short))
+    # No update from the NaN batch (step 3); the others update (step 0 too, but its warm-up learning rate is 0).
+    assert PoisonLoss.latest.changed[1:] == [True, True, False, True, True]
+    assert metrics["skipped_steps"] == 1 and metrics["val/loss"] == metrics["val/loss"]  # finite weights
+    with pytest.raises(UserInputError, match=r"NaN/inf in 1 batches \(last at step 3, over nonfinite_loss.max_sk"):
+        train(make_cfg([*short, "nonfinite_loss.max_skipped=0"], run="strict"))
+
+
+class RecordGlobalLoss(L.Callback):
+    """Rank 0 appends the mean training loss over all ranks at every step (the loss of the global batch)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        loss = pl_module.all_gather(outputs["loss"].detach()).float().mean().item()
+        if trainer.is_global_zero:
+            with open(self.path, "a") as handle:
+                handle.write(f"{loss}\n")
+
+
+@pytest.mark.slow
+def test_two_ddp_processes_train_like_one_with_the_same_global_batch(make_cfg, tmp_path):
+    # 400 examples: 10 global batches of 40 per epoch either way; no dropout (its random numbers differ per rank).
+    common = ["test=false", "+model.config.hidden_dropout_prob=0", "+model.config.attention_probs_dropout_prob=0",
+              "+callbacks.losses._target_=test_reliability.RecordGlobalLoss"]  # fmt: skip
+    single = in_process(make_cfg, tmp_path, tmp_path / "logs", "single", *common, "data.batch_size=40",
+                        f"+callbacks.losses.path={tmp_path / 'single.txt'}")  # fmt: skip
+    ddp = cli_train(tmp_path, tmp_path / "ddp_logs", *common, "trainer=ddp_sim", "data.batch_size=20",
+                    f"+callbacks.losses.path={tmp_path / 'ddp.txt'}")  # fmt: skip
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    one, two = ([float(x) for x in (tmp_path / f"{name}.txt").read_text().split()] for name in ("single", "ddp"))
+    assert len(one) == len(two) == 20
+    # Same examples per step, gradients averaged over ranks = the mean over the global batch; only the order of
+    # float32 additions differs (all-reduce vs one batch), which stays far below 1e-4 over 20 steps.
+    assert max(abs(a - b) for a, b in zip(one, two, strict=True)) < 1e-4
+    ddp_metrics = json.loads(next((tmp_path / "ddp_logs").glob("train/runs/*/metrics.json")).read_text())
+    assert ddp_metrics["val/acc"] == pytest.approx(single["val/acc"], abs=1e-6)
+    assert ddp_metrics["val/loss"] == pytest.approx(single["val/loss"], abs=1e-4)
+
+
+@pytest.mark.slow
+def test_same_seed_and_config_give_identical_results(make_cfg):
+    brief = [*FAST, "trainer.max_epochs=2", "logger=csv"]
+    first, second = (train(make_cfg(brief, run=name)) for name in ("first", "second"))
+    keys = [key for key in first if key.startswith(("val/", "test/")) or key == "global_step"]
+    assert {key: first[key] for key in keys} == {key: second[key] for key in keys}
+    assert_same_weights(Path(first["best_model_path"]), Path(second["best_model_path"]))
+
+
+def test_checkpoints_load_without_running_code(tmp_path):
+    """A pickle runs code while it loads; checkpoints are read with `weights_only=True` and such files refused."""
+    from nlp_template.eval import load_run_config
+
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "nlp_template_config": Payload()}, evil)
+    with pytest.raises(UserInputError, match="holds Python objects beyond tensors and plain containers"):
+        load_run_config(evil)
+    assert not marker.exists()  # nothing ran
+    (tmp_path / "truncated.ckpt").write_bytes(evil.read_bytes()[:100])
+    with pytest.raises(UserInputError, match="is not a readable checkpoint"):
+        load_run_config(tmp_path / "truncated.ckpt")
