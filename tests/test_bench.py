@@ -40,3 +40,25 @@ def test_compare_hf_trainer_smoke(tmp_path, monkeypatch):
     runs = json.loads((tmp_path / "results.json").read_text())["runs"]
     assert len({run[0]["real"] for run in runs.values()}) == 1
     assert (tmp_path / "throughput.png").stat().st_size > 0
+
+
+def test_export_latency_smoke(tmp_path, monkeypatch, checkpoints):
+    given = f"sentiment_lstm={checkpoints['sentiment_lstm']}"
+    argv = [
+        "export_latency",
+        "--experiments",
+        "sentiment_lstm",
+        "--ckpt",
+        given,
+        "--repeats",
+        "1",
+        "--out",
+        str(tmp_path),
+    ]
+    monkeypatch.setattr(sys, "argv", argv)
+    load("export_latency").main()
+    table = (tmp_path / "table.md").read_text()
+    assert (
+        "| sentiment_lstm (RNNClassifier) | onnx |" in table
+        and "| sentiment_lstm (RNNClassifier) | torchscript |" in table
+    )

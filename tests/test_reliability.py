@@ -243,3 +243,29 @@ def test_checkpoints_load_without_running_code(tmp_path):
     (tmp_path / "truncated.ckpt").write_bytes(evil.read_bytes()[:100])
     with pytest.raises(UserInputError, match="is not a readable checkpoint"):
         load_run_config(tmp_path / "truncated.ckpt")
+
+
+def test_cache_follows_file_contents_not_names(make_cfg, tmp_path, sentiment_csv):
+    """Edit a data file in place (same name, same size, same modification time): its cached token ids are not reused."""
+    import hydra
+
+    path = sentiment_csv("train.csv", rows=60)
+    cache = tmp_path / "cache"
+
+    def prepare():
+        cfg = make_cfg(["data=files", f"data.source.train={path}", "data.validation_fraction=0.2"], cache=cache)
+        datamodule = hydra.utils.instantiate(cfg.data)
+        datamodule.prepare_data()
+        return datamodule
+
+    first = prepare()
+    entries = {p.name for p in (cache / "tokenized").iterdir()}
+    stat = path.stat()
+    path.write_text(path.read_text().replace("good", "nice"))  # same length: "good" and "nice" have 4 letters
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size and path.stat().st_mtime_ns == stat.st_mtime_ns
+    second = prepare()
+    assert {p.name for p in (cache / "tokenized").iterdir()} > entries  # a new entry; the old one is kept
+    texts = [second.tokenizer.decode(ids) for split in second.splits.values() for ids in split["input_ids"]]
+    assert any("nice" in text for text in texts) and not any("good" in text for text in texts)
+    assert first.splits["train"]["input_ids"] != second.splits["train"]["input_ids"]
