@@ -269,3 +269,25 @@ def test_cache_follows_file_contents_not_names(make_cfg, tmp_path, sentiment_csv
     texts = [second.tokenizer.decode(ids) for split in second.splits.values() for ids in split["input_ids"]]
     assert any("nice" in text for text in texts) and not any("good" in text for text in texts)
     assert first.splits["train"]["input_ids"] != second.splits["train"]["input_ids"]
+
+
+def test_remote_code_runs_only_when_the_config_allows_it(tmp_path):
+    from nlp_template.models.backbones import build_config
+    from nlp_template.utils.hub import set_trust_remote_code
+
+    model_dir, marker = tmp_path / "custom_model", tmp_path / "code_ran"
+    model_dir.mkdir()
+    config = {"model_type": "custom_xyz", "auto_map": {"AutoConfig": "configuration_xyz.XyzConfig"}}
+    (model_dir / "config.json").write_text(json.dumps(config))
+    (model_dir / "configuration_xyz.py").write_text(
+        f"from pathlib import Path\nPath({str(marker)!r}).touch()\nfrom transformers import PretrainedConfig\n\n"
+        "class XyzConfig(PretrainedConfig):\n    model_type = 'custom_xyz'\n"
+    )
+    with pytest.raises(UserInputError, match="ships its own Python code, which is not run unless extras.trust_remote"):
+        build_config(str(model_dir), None, {})
+    assert not marker.exists()
+    set_trust_remote_code(True)  # extras.trust_remote_code=true (apply_extras does this in the entry points)
+    try:
+        assert build_config(str(model_dir), None, {}).model_type == "custom_xyz" and marker.exists()
+    finally:
+        set_trust_remote_code(False)

@@ -16,7 +16,7 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 from nlp_template.utils.config import CONFIG_DIR, print_and_save, register_resolvers
-from nlp_template.utils.errors import UserInputError, exit_on_user_error
+from nlp_template.utils.errors import UserInputError, exit_on_user_error, one_line_config_errors
 from nlp_template.utils.resume import read_checkpoint
 from nlp_template.utils.run import RUN_CONFIG_KEY, apply_extras, plain_metrics, write_metrics
 
@@ -85,6 +85,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
+@one_line_config_errors
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:

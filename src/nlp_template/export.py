@@ -31,7 +31,7 @@ from nlp_template import exporters
 from nlp_template.data.tokenizer import load_pretrained_tokenizer
 from nlp_template.eval import checkpoint_datamodule, load_task_module, tokenizer_location
 from nlp_template.utils.config import CONFIG_DIR, register_resolvers
-from nlp_template.utils.errors import UserInputError, exit_on_user_error
+from nlp_template.utils.errors import UserInputError, exit_on_user_error, one_line_config_errors
 from nlp_template.utils.run import apply_extras
 
 log = logging.getLogger(__name__)
@@ -118,6 +118,7 @@ def _prepare_output(output: Path, overwrite: bool) -> Path:
     return output
 
 
+@one_line_config_errors
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="export")
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:

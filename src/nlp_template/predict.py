@@ -22,7 +22,7 @@ from nlp_template.data.tokenizer import load_pretrained_tokenizer
 from nlp_template.eval import load_task_module, tokenizer_location
 from nlp_template.models import predictions
 from nlp_template.utils.config import CONFIG_DIR, register_resolvers
-from nlp_template.utils.errors import UserInputError, exit_on_user_error
+from nlp_template.utils.errors import UserInputError, exit_on_user_error, one_line_config_errors
 from nlp_template.utils.inputs import read_records
 from nlp_template.utils.run import apply_extras
 
@@ -32,6 +32,8 @@ register_resolvers()
 
 def predict(cfg: DictConfig) -> list[dict[str, Any]]:
     """Predict for every non-empty input record; write them to `cfg.output`; return them."""
+    if not isinstance(cfg.batch_size, int) or isinstance(cfg.batch_size, bool) or cfg.batch_size < 1:
+        raise UserInputError(f"batch_size must be a positive whole number, got {cfg.batch_size!r}; e.g. batch_size=64")
     output = _check_output(cfg.output, cfg.overwrite)
     ckpt_path = Path(cfg.ckpt_path).expanduser()
     run_cfg, model = load_task_module(ckpt_path)
@@ -80,6 +82,7 @@ def _write(results: list[dict], output: str) -> None:
     log.info("%d predictions written to %s", len(results), output)
 
 
+@one_line_config_errors
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="predict")
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:

@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 from nlp_template.callbacks.random_state import RandomStateInCheckpoint
 from nlp_template.utils.config import CONFIG_DIR, print_and_save, register_resolvers, resolved
 from nlp_template.utils.distributed import clean_distributed_state, install_hydra_ddp_fix
-from nlp_template.utils.errors import exit_on_user_error
+from nlp_template.utils.errors import exit_on_user_error, one_line_config_errors
 from nlp_template.utils.instantiate import instantiate_list
 from nlp_template.utils.loggers import finish_loggers, log_run, prepare_loggers
 from nlp_template.utils.precision import warn_about_precision
@@ -97,6 +97,7 @@ def _first(results: list[dict]) -> dict:
     return results[0] if results else {}
 
 
+@one_line_config_errors
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 @exit_on_user_error
 def main(cfg: DictConfig) -> float | None:

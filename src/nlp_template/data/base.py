@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from datasets import Dataset, DatasetDict
 from filelock import FileLock
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
-from nlp_template.data.batching import LengthAwareBatchSampler
+from nlp_template.data.batching import MODES, LengthAwareBatchSampler
 from nlp_template.data.cache import cache_key
 from nlp_template.data.tokenizer import cached_trained_tokenizer, load_pretrained_tokenizer
 from nlp_template.utils.errors import UserInputError
@@ -77,10 +78,7 @@ class TokenizedDataModule(L.LightningDataModule):
         output_dir: str | None = None,
     ) -> None:
         super().__init__()
-        sizes = {"batch_size": batch_size, "eval_batch_size": eval_batch_size, "max_length": max_length}
-        for name, value in sizes.items():
-            if value is not None and value < 1:
-                raise UserInputError(f"data.{name} must be a positive integer, got {value}")
+        _check_batching(batching, batch_size, eval_batch_size, max_length, max_tokens, batch_size_multiple)
         self.source = source
         self.tokenizer_name = tokenizer
         self.tokenizer_type = tokenizer_type
@@ -114,6 +112,7 @@ class TokenizedDataModule(L.LightningDataModule):
             Path(self.cache_dir).mkdir(parents=True, exist_ok=True)
             with FileLock(str(Path(self.cache_dir) / ".prepare.lock")):
                 self._build()
+                self._check_token_budget()
                 self._save_tokenizer()
 
     def setup(self, stage: str | None = None) -> None:
@@ -132,8 +131,14 @@ class TokenizedDataModule(L.LightningDataModule):
         raw = self.source.load()
         if "train" not in raw:
             raise UserInputError(f"the data source has no train split (it has {list(raw)}); configure one")
+        raw = self._check_raw(raw)  # before the carve: row numbers in messages are the source's
         carved = None
         if carve and "validation" not in raw:
+            if not 0 < self.validation_fraction < 1:
+                raise UserInputError(
+                    f"data.validation_fraction must be between 0 and 1 to carve a validation split from train, got"
+                    f" {self.validation_fraction}; e.g. data.validation_fraction=0.1 (or set data.source.validation)"
+                )
             carved = (self.validation_fraction, self.seed)
             parts = raw["train"].train_test_split(test_size=self.validation_fraction, seed=self.seed)
             raw = DatasetDict({**raw, "train": parts["train"], "validation": parts["test"]})
@@ -143,6 +148,22 @@ class TokenizedDataModule(L.LightningDataModule):
             train = raw["train"].shuffle(seed=self.seed).select(range(self.max_train_examples))
             raw = DatasetDict({**raw, "train": train})
         return raw, cache_key(self.source.fingerprint(), carved, subset)
+
+    def _check_raw(self, raw: DatasetDict) -> DatasetDict:
+        """Check the source's splits before the carve (subclasses: columns, labels, texts); returns those to use."""
+        return raw
+
+    def _check_token_budget(self) -> None:
+        """With `batching=token_budget`, every training example must fit `max_tokens` on its own."""
+        if self.batching != "token_budget" or not self.splits["train"].num_rows:
+            return
+        longest = int(np.max(np.asarray(self.splits["train"].with_format("numpy")["length"])))
+        if longest > self.max_tokens:
+            limit = "data.block_size" if hasattr(self, "block_size") else "data.max_length"
+            raise UserInputError(
+                f"data.max_tokens={self.max_tokens} is smaller than the longest training example ({longest} tokens),"
+                f" which would not fit any batch; set data.max_tokens={longest} or more (or lower {limit})"
+            )
 
     @staticmethod
     def _check_columns(raw: DatasetDict, roles: dict[str, str]) -> None:
@@ -292,6 +313,26 @@ class TokenizedDataModule(L.LightningDataModule):
     def load_state_dict(self, state_dict: dict) -> None:
         """Resume the training sampler where the checkpoint left it (applied when the loader is built)."""
         self._resume = state_dict.get("batching")
+
+
+def _check_batching(
+    batching: str, batch_size: Any, eval_batch_size: Any, max_length: Any, max_tokens: Any, batch_size_multiple: Any
+) -> None:
+    """Fail clearly on batch settings that cannot work (before any data is read)."""
+    if batching not in MODES:
+        raise UserInputError(f"unknown data.batching '{batching}'; use one of {list(MODES)}")
+    sizes = {"batch_size": batch_size, "eval_batch_size": eval_batch_size, "max_length": max_length,
+             "max_tokens": max_tokens, "batch_size_multiple": batch_size_multiple}  # fmt: skip
+    for name, value in sizes.items():
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise UserInputError(f"data.{name} must be a positive integer, got {value!r}")
+    if batching == "token_budget" and max_tokens is None:
+        raise UserInputError(
+            "data.batching=token_budget needs data.max_tokens (tokens per batch, padding included), e.g."
+            " data.max_tokens=4096"
+        )
+    if batching != "token_budget" and batch_size is None:
+        raise UserInputError(f"data.batching={batching} needs data.batch_size (or use data.batching=token_budget)")
 
 
 def sorted_labels(values: list) -> list[str]:

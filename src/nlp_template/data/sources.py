@@ -84,7 +84,8 @@ class FileSource:
         train: path of the training file (required).
         validation: path of the validation file; when None, the data module carves one from train.
         test: path of the test file (optional).
-        cache_dir: where `datasets` keeps the converted Arrow files (None: the `datasets` default).
+        cache_dir: where `datasets` keeps the converted Arrow files, one folder per file content (None: the
+            `datasets` default).
     """
 
     train: str
@@ -112,14 +113,19 @@ class FileSource:
         result = {}
         for split, path in self._paths().items():
             builder, options = self._check(split, path)
+            # `datasets` keys its Arrow copy of a local file by path, size and modification time: a file rewritten
+            # with the same size and time (`cp -p`, `rsync -a`, an edit within the same second) would be read from
+            # the stale copy. One cache folder per content hash rules that out.
+            base = Path(self.cache_dir or datasets.config.HF_DATASETS_CACHE)
+            cache_dir = str(base / "by-content" / hash_files({split: path})[:16])
             try:
                 loaded = datasets.load_dataset(
-                    builder, data_files={split: str(path)}, split=split, cache_dir=self.cache_dir, **options
+                    builder, data_files={split: str(path)}, split=split, cache_dir=cache_dir, **options
                 )
             except Exception as error:
                 if "corresponds to no data" in str(error):  # how `datasets` reports a file with no rows
                     raise UserInputError(f"{split} file has a header but no rows: {path}") from error
-                raise UserInputError(f"could not read {split} file {path}: {first_line(error)}") from error
+                raise UserInputError(_read_error(split, path, error)) from error
             if loaded.num_rows == 0:
                 raise UserInputError(f"{split} file has a header but no rows: {path}")
             result[split] = loaded
@@ -128,6 +134,34 @@ class FileSource:
     def fingerprint(self) -> str:
         """A hash of the files' contents, so an edited file is tokenized again."""
         return f"files:{hash_files(self._paths())}"
+
+
+def _read_error(split: str, path: Path, error: BaseException) -> str:
+    """What went wrong reading a data file: the first line that is not UTF-8, or the parser's own complaint."""
+    if path.suffix.lower() != ".parquet":
+        bad = first_invalid_utf8_line(path)
+        if bad:
+            number, byte, column = bad
+            return (
+                f"{split} file {path} line {number} is not valid UTF-8 (byte {byte:#04x} at column {column}); save the"
+                " file as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+            )
+    # `datasets` wraps the parser's error (pandas, pyarrow) in a DatasetGenerationError that says nothing.
+    cause = error
+    while type(cause).__name__ == "DatasetGenerationError" and (cause.__cause__ or cause.__context__):
+        cause = cause.__cause__ or cause.__context__
+    return f"could not read {split} file {path}: {first_line(cause)}; check its format against its extension"
+
+
+def first_invalid_utf8_line(path: Path) -> tuple[int, int, int] | None:
+    """(line number, offending byte, column) of the first line of `path` that is not UTF-8, or None."""
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as error:
+                return number, line[error.start], error.start + 1
+    return None
 
 
 def hash_files(paths: dict[str, Path]) -> str:

@@ -15,6 +15,7 @@ from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 from nlp_template.data.base import TokenizedDataModule, check_labels, sorted_labels
 from nlp_template.data.cache import cache_key, cached_splits
 from nlp_template.data.tokenizer import tokenizer_fingerprint
+from nlp_template.utils.errors import UserInputError
 
 
 class TextClassificationDataModule(TokenizedDataModule):
@@ -44,12 +45,33 @@ class TextClassificationDataModule(TokenizedDataModule):
         self.label_column = label_column
         self.labels = [str(label) for label in labels] if labels else None
 
-    def _build(self) -> None:
-        raw, data_key = self._load_raw()
+    def _roles(self) -> dict[str, str]:
         roles = {"text_column": self.text_column, "label_column": self.label_column}
         if self.text_pair_column:
             roles["text_pair_column"] = self.text_pair_column
-        self._check_columns(raw, roles)
+        return roles
+
+    def _check_raw(self, raw: DatasetDict) -> DatasetDict:
+        """Columns present; labels of one kind and never empty; no empty text.
+
+        An empty (or whitespace-only) text with a label is broken data: training on it would teach the model a label
+        for nothing, and leaving it out silently would change the data behind the user's back, so it is an error
+        that names the rows. Runs on the source's splits before the validation carve, so the rows named are the
+        source's (1 = first example).
+        """
+        self._check_columns(raw, self._roles())
+        for split, data in raw.items():
+            _check_label_values(split, data[self.label_column], self.label_column)
+            empty = sorted({i for column in self.text_columns for i, text in enumerate(data[column]) if _blank(text)})
+            if empty:
+                raise UserInputError(
+                    f"{split} split has {len(empty)} empty text(s) in {_columns(self.text_columns)} at row(s)"
+                    f" {_rows(empty)} (1 = first example); remove those rows or fill in their text"
+                )
+        return raw
+
+    def _build(self) -> None:
+        raw, data_key = self._load_raw()  # columns, labels and texts checked by _check_raw
         raw, class_names = _class_label_names(raw, self.label_column)
         labels = self.labels or class_names or sorted_labels(raw["train"][self.label_column])
         for split, data in raw.items():
@@ -98,3 +120,47 @@ def _class_label_names(raw: DatasetDict, column: str) -> tuple[DatasetDict, list
 
     raw = DatasetDict({split: data.cast_column(column, Value("int64")) for split, data in raw.items()})
     return raw.map(to_names, batched=True, desc="Label names"), list(feature.names)
+
+
+# Python types of label values (JSON lines can mix them: `datasets` then stores the column as `Json`).
+_LABEL_KINDS = {bool: "boolean", int: "integer", float: "number", str: "string"}
+
+
+def _check_label_values(split: str, values: list, column: str) -> None:
+    """Fail on empty labels and on a column that mixes kinds (e.g. 1 and "pos"), naming rows."""
+    empty = [i for i, value in enumerate(values) if value is None or (isinstance(value, str) and not value.strip())]
+    if empty:
+        raise UserInputError(
+            f"{split} split has {len(empty)} empty label(s) in column '{column}' at row(s) {_rows(empty)} (1 = first"
+            " example); every example needs a label"
+        )
+    kinds: dict[str, int] = {}
+    for i, value in enumerate(values):
+        kind = _LABEL_KINDS.get(type(value), type(value).__name__)
+        kinds.setdefault(kind, i)
+    if set(kinds) - {"boolean", "integer", "number", "string"}:
+        odd = next(kind for kind in kinds if kind not in ("boolean", "integer", "number", "string"))
+        raise UserInputError(
+            f"{split} split: column '{column}' holds {odd} values (row {kinds[odd] + 1}: {values[kinds[odd]]!r}); a"
+            " label must be one string or number per example"
+        )
+    if "string" in kinds and len(kinds) > 1:
+        number = next(kind for kind in kinds if kind != "string")
+        examples = ", ".join(f"row {row + 1}: {values[row]!r}" for row in sorted((kinds[number], kinds["string"])))
+        raise UserInputError(
+            f"{split} split: column '{column}' mixes {number} and string labels ({examples}); use one kind for every"
+            " label, e.g. all strings"
+        )
+
+
+def _blank(text: Any) -> bool:
+    return text is None or (isinstance(text, str) and not text.strip())
+
+
+def _rows(indices: list[int], shown: int = 10) -> str:
+    listed = ", ".join(str(i + 1) for i in indices[:shown])
+    return listed + (f" and {len(indices) - shown} more" if len(indices) > shown else "")
+
+
+def _columns(columns: list[str]) -> str:
+    return " / ".join(f"'{column}'" for column in columns) if len(columns) > 1 else f"column '{columns[0]}'"

@@ -35,7 +35,7 @@ SPECIAL_TOKENS = {
 
 def load_pretrained_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
     """Load a fast tokenizer from a local directory or a Hub id, with a one-line error when it cannot be found."""
-    path = resolve_name_or_path(name_or_path, "tokenizer", "data.tokenizer")
+    path = resolve_name_or_path(name_or_path, "tokenizer", "data.tokenizer, which defaults to model.backbone")
     tokenizer = load_or_explain("tokenizer", path, AutoTokenizer.from_pretrained)
     if not tokenizer.is_fast:
         raise UserInputError(f"tokenizer '{name_or_path}' has no fast (Rust) version; this template needs one")

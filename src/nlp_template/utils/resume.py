@@ -63,9 +63,15 @@ def resolve_checkpoint(cfg: DictConfig) -> str | None:
     if value is None:
         return None
     if value not in ("last", "auto"):
-        if not Path(value).expanduser().is_file():
+        path = Path(value).expanduser()
+        if not path.is_file():
             raise UserInputError(f"checkpoint not found: {value} (ckpt_path=PATH, last or auto)")
-        return str(Path(value).expanduser())
+        saved = (read_checkpoint(path).get(RUN_CONFIG_KEY) or {}).get("model", {}).get("_target_")
+        if saved and saved != cfg.model.get("_target_"):  # before any data is prepared or a trainer started
+            raise UserInputError(f"{value} is a checkpoint of {saved.rpartition('.')[2]}, but this run trains"
+                                 f" {str(cfg.model.get('_target_')).rpartition('.')[2]}: resume it with the same"
+                                 " experiment/model, or start from scratch without ckpt_path")  # fmt: skip
+        return str(path)
     search_dir = Path(cfg.paths.log_dir) / cfg.task_name
     current = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("data", "model")}
     found = find_last_checkpoint(search_dir, experiment_key(current))

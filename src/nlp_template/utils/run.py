@@ -19,7 +19,10 @@ LOGGERS_KEY = "nlp_template_logger_runs"
 
 
 def apply_extras(cfg: DictConfig) -> None:
-    """Optional conveniences from `cfg.extras`: silence known-harmless warnings."""
+    """Settings from `cfg.extras`: silence known-harmless warnings; allow remote code only if asked to."""
+    from nlp_template.utils.hub import set_trust_remote_code
+
+    set_trust_remote_code(bool(cfg.get("extras") and cfg.extras.get("trust_remote_code")))
     if cfg.get("extras") and cfg.extras.get("ignore_warnings"):
         # Two data-loader workers or fewer is the norm on small machines; Lightning warns about it on every loader.
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
