@@ -46,14 +46,15 @@ def export(ckpt: str, fmt: str, out: Path, repeats: int) -> dict:
 
 def table(rows: list[tuple[str, dict]]) -> str:
     """The reports as a markdown table."""
-    header = "| experiment (task) | format | size MB | max abs diff | batch 1: PyTorch / export ms | batch 32: same |"
-    lines = [header, "|---|---|---|---|---|---|"]
+    header = "| experiment (task) | format | size MB | max abs diff | tokens | batch 1: PyTorch / export ms"
+    lines = [header + " | batch 32 |", "|---|---|---|---|---|---|---|"]
     for experiment, report in rows:
         latency = {row["batch_size"]: row for row in report.get("latency", [])}
         cells = [_latency_cell(latency[size]) if size in latency else "same as PyTorch" for size in (1, 32)]
         difference = f"{report['max_abs_diff']:.1e}" if "max_abs_diff" in report else "0 (same weights)"
+        tokens = next((row["sequence_length"] for row in latency.values()), "")
         lines.append(f"| {experiment} ({report['task']}) | {report['format']} | {report['export_mb']:.2f} |"
-                     f" {difference} | {cells[0]} | {cells[1]} |")  # fmt: skip
+                     f" {difference} | {tokens} | {cells[0]} | {cells[1]} |")  # fmt: skip
     return "\n".join(lines)
 
 

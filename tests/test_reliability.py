@@ -103,6 +103,8 @@ def uninterrupted(make_cfg, tmp_path) -> tuple[dict, list[dict], Path]:
 
 def assert_same_run(resumed: dict, resumed_ckpt: Path, uninterrupted: tuple) -> None:
     metrics, _, final = uninterrupted
+    # One last.ckpt, the newest state, though three callbacks write it (no last-v1.ckpt for ckpt_path=last to miss).
+    assert [path.name for path in final.parent.glob("last*.ckpt")] == ["last.ckpt"]
     assert {key: resumed[key] for key in METRICS} == {key: metrics[key] for key in METRICS}
     assert_same_weights(final, resumed_ckpt)
 
