@@ -79,9 +79,9 @@ def extra(log: Path, signal_name: str | None = None, step: int = 0) -> list[str]
     return overrides
 
 
-def cli_train(tmp_path: Path, log_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
+def cli_train(tmp_path: Path, log_dir: Path, *overrides: str, env: dict | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}  # fmt: skip
+           "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]), **(env or {})}  # fmt: skip
     command = [sys.executable, "-m", "nlp_template.train", *COMMON, f"paths.log_dir={log_dir}",
                f"paths.cache_dir={tmp_path / 'cache'}", *overrides]  # fmt: skip
     return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
@@ -166,6 +166,25 @@ def test_requeue_signal_saves_then_hands_over_to_the_launcher(make_cfg, tmp_path
     assert calls == [signal.SIGUSR2]
     saved = torch.load(tmp_path / "run/checkpoints/last.ckpt", map_location="cpu", weights_only=True)
     assert saved["global_step"] == 4  # the batch boundary after the signal
+
+
+@pytest.mark.slow
+def test_slurm_requeue_through_lightnings_slurm_plugin(tmp_path):
+    """Under SLURM (its variables set, a stand-in `scontrol` on PATH), USR1 saves last.ckpt, then Lightning's SLURM
+    plugin saves its hpc checkpoint and requeues the job with `scontrol requeue <job id>`."""
+    bin_dir, calls = tmp_path / "bin", tmp_path / "scontrol_calls.txt"
+    bin_dir.mkdir()
+    (bin_dir / "scontrol").write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    (bin_dir / "scontrol").chmod(0o755)
+    slurm = {"SLURM_NTASKS": "1", "SLURM_NTASKS_PER_NODE": "1", "SLURM_JOB_NAME": "nlp", "SLURM_JOB_ID": "4242",
+             "SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_NODEID": "0", "SLURM_NODELIST": "localhost",
+             "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}  # fmt: skip
+    log_dir = tmp_path / "slurm_runs"
+    result = cli_train(tmp_path, log_dir, *extra(tmp_path / "batches.jsonl", "SIGUSR1", step=3), env=slurm)
+    assert result.returncode == 0, result.stderr[-2000:]  # SLURM, not the job, ends it after a requeue
+    assert calls.read_text().split() == ["requeue", "4242"]
+    run_dir = next(log_dir.glob("train/runs/*"))
+    assert "SIGUSR1 at step" in (run_dir / "train.log").read_text() and list(run_dir.glob("hpc_ckpt_*.ckpt"))
 
 
 @pytest.mark.parametrize("action", ["stop", "skip"])
