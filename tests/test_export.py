@@ -79,7 +79,12 @@ def test_unsupported_export_and_existing_output(make_cfg, checkpoints, tmp_path)
     (occupied / "keep.txt").write_text("mine")
     with pytest.raises(UserInputError, match="output exists"):
         exported(make_cfg, checkpoints["sentiment_tiny"], tmp_path, "occupied")
-    assert (occupied / "keep.txt").read_text() == "mine"
+    # overwrite=true replaces earlier exports only: never a folder of other files (`.`, a run directory).
+    with pytest.raises(UserInputError, match="is not an earlier export .* overwrite=true only replaces exports"):
+        exported(make_cfg, checkpoints["sentiment_tiny"], tmp_path, "occupied", "overwrite=true")
+    assert [path.name for path in occupied.iterdir()] == ["keep.txt"] and (occupied / "keep.txt").read_text() == "mine"
+    first = Path(exported(make_cfg, checkpoints["sentiment_tiny"], tmp_path, "again"))
+    assert exported(make_cfg, checkpoints["sentiment_tiny"], tmp_path, "again", "overwrite=true") == str(first)
     with pytest.raises(UserInputError, match="unknown export format 'tflite'"):
         export(make_cfg([f"ckpt_path={checkpoints['sentiment_tiny']}", "format=tflite"], name="export"))
     # The LSTM's packed sequences are beyond torch.export: asking for it alone is a one-line error naming the way out.
@@ -100,8 +105,8 @@ def run_onnx(directory: Path, texts: list[str]) -> np.ndarray:
 @pytest.mark.parametrize(
     ("experiment", "fmt"),
     [("sentiment_tiny", "onnx"), ("sentiment_tiny", "torchscript"), ("sentiment_lstm", "onnx"),
-     ("sentiment_lstm", "torchscript"), ("pairs_tiny", "onnx"), ("ner_tiny", "onnx"), ("lm_tiny", "onnx"),
-     ("lm_tiny", "torchscript")],
+     ("sentiment_lstm", "torchscript"), ("pairs_tiny", "onnx"), ("pairs_tiny", "torchscript"), ("ner_tiny", "onnx"),
+     ("ner_tiny", "torchscript"), ("lm_tiny", "onnx"), ("lm_tiny", "torchscript")],
 )  # fmt: skip
 def test_static_exports_are_verified_and_timed(make_cfg, checkpoints, tmp_path, experiment, fmt):
     directory = Path(exported(make_cfg, checkpoints[experiment], tmp_path, fmt, f"format={fmt}"))
@@ -140,7 +145,7 @@ def test_a_wrong_export_is_refused_and_removed(make_cfg, checkpoints, tmp_path, 
     monkeypatch.setattr(exporters, "load_runner", off_by_a_little)
     with pytest.raises(UserInputError, match=r"differs from PyTorch by 1.00e-03 \(> tolerance 0.0001\)"):
         exported(make_cfg, checkpoints["sentiment_lstm"], tmp_path, "bad", "format=torchscript")
-    assert not (tmp_path / "bad" / "model.pt").exists()
+    assert not (tmp_path / "bad").exists()  # nothing half-written that a later run could take for an export
 
 
 def test_best_checkpoint_exported_at_the_end_of_training(make_cfg, tmp_path, caplog):
@@ -155,3 +160,58 @@ def test_best_checkpoint_exported_at_the_end_of_training(make_cfg, tmp_path, cap
     metrics = train(make_cfg(["experiment=sentiment_lstm", *brief, "export_best=hf"], run="lstm"))
     assert not Path(metrics["best_model_path"]).with_name(f"{Path(metrics['best_model_path']).stem}_hf").exists()
     assert "Best checkpoint not exported: RNNClassifier is not a Hugging Face model" in caplog.text
+
+
+def test_graphs_are_captured_on_padded_rows_and_checked_on_another_shape():
+    from nlp_template import exporters
+    from nlp_template.export_check import held_out_batch
+
+    one_row = {"input_ids": torch.tensor([[5, 6, 7, 8, 9, 10]]), "attention_mask": torch.ones(1, 6, dtype=torch.long)}
+    ids, mask = exporters.example_inputs(one_row, ["input_ids", "attention_mask"])  # a one-example test split
+    assert ids.shape == (2, 6) and mask.tolist() == [[1] * 6, [1, 1, 1, 0, 0, 0]]
+
+    class Blocks:  # language-model blocks: all the same length, so the held-out batch gets padded rows itself
+        splits = {"test": __import__("datasets").Dataset.from_dict({"input_ids": [[1] * 8] * 4, "length": [8] * 4})}
+
+        def prepare_data(self):
+            pass
+
+        def collator(self):
+            return lambda rows: {"input_ids": torch.tensor([row["input_ids"] for row in rows]),
+                                 "attention_mask": torch.ones(len(rows), 8, dtype=torch.long)}  # fmt: skip
+
+    batch = held_out_batch(Blocks(), 32)
+    assert batch["attention_mask"].sum(1).tolist() == [8, 4, 8, 4]
+
+
+def test_half_precision_checkpoints_export_in_fp32(checkpoints, make_cfg, tmp_path):
+    """A bf16 backbone config restores the network in bf16; graphs are written in fp32 and verified as such."""
+    checkpoint = torch.load(checkpoints["sentiment_tiny"], map_location="cpu", weights_only=True)
+    checkpoint["state_dict"] = {key: value.to(torch.bfloat16) for key, value in checkpoint["state_dict"].items()}
+    checkpoint["hyper_parameters"]["backbone_config"]["dtype"] = "bfloat16"
+    half = tmp_path / "bf16.ckpt"
+    torch.save(checkpoint, half)
+    report = json.loads((Path(exported(make_cfg, str(half), tmp_path, "bf16", "format=onnx")) / "export_report.json")
+                        .read_text())  # fmt: skip
+    # Restored in bf16 (0.8 MB of weights, half the fp32 size), exported and verified in fp32 (a 1.9 MB graph).
+    assert report["weights_mb"] == pytest.approx(0.81, abs=0.02) and report["export_mb"] > 1.8
+    assert report["max_abs_diff"] <= 1e-4
+
+
+def test_a_failing_export_does_not_fail_the_finished_run(checkpoints, monkeypatch, caplog):
+    from types import SimpleNamespace
+
+    import nlp_template.export
+    from nlp_template.callbacks.export_best import ExportBestCheckpoint
+
+    def broken(cfg):
+        raise RuntimeError("onnxruntime could not load the graph\nsecond line")
+
+    monkeypatch.setattr(nlp_template.export, "export", broken)
+    waited = []
+    best = SimpleNamespace(best_model_path=str(Path(checkpoints["sentiment_tiny"]).parent / "missing_best.ckpt"))
+    trainer = SimpleNamespace(
+        is_global_zero=True, checkpoint_callback=best, strategy=SimpleNamespace(barrier=waited.append)
+    )
+    ExportBestCheckpoint(format="onnx").on_fit_end(trainer, None)
+    assert "Best checkpoint not exported: onnxruntime could not load the graph" in caplog.text and waited

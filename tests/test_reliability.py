@@ -45,8 +45,8 @@ class SignalAtStep(L.Callback):
 class PoisonLoss(L.Callback):
     """Make the training loss NaN at the given optimizer steps (what an fp16 overflow or a corrupt batch does)."""
 
-    def __init__(self, steps: list[int]) -> None:
-        self.steps, self.now, self.changed = set(steps), False, []
+    def __init__(self, steps: list[int], rank: int | None = None) -> None:
+        self.steps, self.rank, self.now, self.changed = set(steps), rank, False, []
         PoisonLoss.latest = self
 
     def on_train_start(self, trainer, pl_module) -> None:
@@ -62,6 +62,7 @@ class PoisonLoss(L.Callback):
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         self.now = trainer.global_step in self.steps and not getattr(self, f"done_{trainer.global_step}", False)
+        self.now = self.now and self.rank in (None, trainer.global_rank)
         if self.now:
             setattr(self, f"done_{trainer.global_step}", True)
         self.before = [p.detach().clone() for p in pl_module.parameters()]
@@ -79,12 +80,14 @@ def extra(log: Path, signal_name: str | None = None, step: int = 0) -> list[str]
     return overrides
 
 
-def cli_train(tmp_path: Path, log_dir: Path, *overrides: str, env: dict | None = None) -> subprocess.CompletedProcess:
+def cli_train(
+    tmp_path: Path, log_dir: Path, *overrides: str, env: dict | None = None, timeout: int = 600
+) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
            "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]), **(env or {})}  # fmt: skip
     command = [sys.executable, "-m", "nlp_template.train", *COMMON, f"paths.log_dir={log_dir}",
                f"paths.cache_dir={tmp_path / 'cache'}", *overrides]  # fmt: skip
-    return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def in_process(make_cfg, tmp_path: Path, log_dir: Path, run: str, *overrides: str) -> dict:
@@ -202,6 +205,30 @@ def test_nan_loss_stops_or_skips_the_step(make_cfg, action):
     assert metrics["skipped_steps"] == 1 and metrics["val/loss"] == metrics["val/loss"]  # finite weights
     with pytest.raises(UserInputError, match=r"NaN/inf in 1 batches \(last at step 3, over nonfinite_loss.max_sk"):
         train(make_cfg([*short, "nonfinite_loss.max_skipped=0"], run="strict"))
+
+
+@pytest.mark.slow
+def test_nan_on_one_ddp_rank_stops_or_skips_on_every_rank(tmp_path):
+    """Only rank 1's loss is NaN: both ranks must stop (or skip) together, or the other one hangs in the all-reduce."""
+    poison = ["+callbacks.poison._target_=test_reliability.PoisonLoss", "+callbacks.poison.steps=[3]",
+              "+callbacks.poison.rank=1", "trainer=ddp_sim", "test=false"]  # fmt: skip
+    stopped = cli_train(tmp_path, tmp_path / "stop", *poison, timeout=300)
+    assert stopped.returncode == 1 and "Traceback" not in stopped.stderr, stopped.stderr[-2000:]
+    assert "error: training loss is" in stopped.stderr and "at step 3" in stopped.stderr
+    skipped = cli_train(tmp_path, tmp_path / "skip", *poison, "nonfinite_loss.action=skip", timeout=300)
+    assert skipped.returncode == 0, skipped.stderr[-2000:]
+    metrics = json.loads(next((tmp_path / "skip").glob("train/runs/*/metrics.json")).read_text())
+    assert metrics["skipped_steps"] == 1  # counted on rank 0, whose own loss was finite
+
+
+@pytest.mark.slow
+def test_requeue_signal_without_a_launcher_saves_then_terminates(tmp_path):
+    """No handler for USR2 before: its default action (terminate) still happens, after last.ckpt is saved."""
+    log_dir = tmp_path / "runs"
+    result = cli_train(tmp_path, log_dir, *extra(tmp_path / "batches.jsonl", "SIGUSR2", step=3))
+    assert result.returncode == -signal.SIGUSR2, result.stderr[-2000:]
+    saved = next(log_dir.glob("train/runs/*/checkpoints/last.ckpt"))
+    assert torch.load(saved, map_location="cpu", weights_only=True)["global_step"] in (3, 4)
 
 
 class RecordGlobalLoss(L.Callback):

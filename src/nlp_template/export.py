@@ -9,8 +9,8 @@
   verified on a held-out batch of the run's data against PyTorch (maximum absolute difference; the export fails
   above `tolerance`) and timed against PyTorch for batch 1 and 32 on the CPU (`export_check.py`).
 
-Every export writes `export_report.json` (sizes, difference, latency). An existing non-empty output directory is kept
-unless `overwrite=true`.
+Every export writes `export_report.json` (sizes, difference, latency) last; a failed export leaves no directory.
+An existing non-empty output directory is kept unless `overwrite=true`, which replaces only an earlier export.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from nlp_template.utils.run import apply_extras
 log = logging.getLogger(__name__)
 register_resolvers()
 FORMATS = ("hf", "onnx", "torchscript")
+REPORT = "export_report.json"  # written last: its presence marks a finished export
 # What `transformers.pipeline` calls each task.
 PIPELINE_TASKS = {"TextClassifier": "text-classification", "TokenClassifier": "token-classification",
                   "CausalLM": "text-generation"}  # fmt: skip
@@ -53,18 +54,31 @@ def export(cfg: DictConfig) -> Path:
         raise UserInputError(f"{type(model).__name__} is not a Hugging Face model: format=hf cannot export it; use"
                              " format=onnx or format=torchscript")  # fmt: skip
     output = _prepare_output(Path(cfg.output), cfg.overwrite)
+    try:
+        report = _write(cfg, run_cfg, model, ckpt_path, output)
+    except BaseException:  # no half-written export left behind (a later run would take it for a finished one)
+        shutil.rmtree(output, ignore_errors=True)
+        raise
+    log.info("Exported to %s\n%s", output, check.format_report(report))
+    return output
+
+
+def _write(cfg: DictConfig, run_cfg: DictConfig, model: Any, ckpt_path: Path, output: Path) -> dict:
+    """The tokenizer, the model in `cfg.format` and `export_report.json`; returns the report."""
     tokenizer = load_pretrained_tokenizer(tokenizer_location(model.hparams.tokenizer_path, ckpt_path))
     tokenizer.save_pretrained(str(output))
     report = {"format": cfg.format, "task": type(model).__name__, "ckpt_path": str(ckpt_path.resolve()),
-              "weights_mb": sum(p.numel() * p.element_size() for p in model.network.parameters()) / 1e6}  # fmt: skip
+              "weights_mb": exporters.parameter_bytes(model.network) / 1e6}  # fmt: skip
     if cfg.format == "hf":
         model.network.save_pretrained(str(output), safe_serialization=True)
         report["export_mb"] = check.size_mb([output])
     else:
+        # Graphs in fp32, whatever the network was restored in (a bf16/fp16 backbone config restores in that dtype):
+        # CPU runtimes want fp32, and the 1e-4 check is an fp32 tolerance.
+        model.network.float()
         report.update(_export_graph(cfg, run_cfg, model, ckpt_path, output))
-    (output / "export_report.json").write_text(json.dumps(report, indent=2) + "\n")
-    log.info("Exported to %s\n%s", output, check.format_report(report))
-    return output
+    (output / REPORT).write_text(json.dumps(report, indent=2) + "\n")
+    return report
 
 
 def _export_graph(cfg: DictConfig, run_cfg: DictConfig, model: Any, ckpt_path: Path, output: Path) -> dict:
@@ -84,13 +98,10 @@ def _export_graph(cfg: DictConfig, run_cfg: DictConfig, model: Any, ckpt_path: P
             return module(*(inputs[name] for name in names))
 
     shape = "x".join(map(str, batch["input_ids"].shape))
+    # Above the tolerance this fails, and `export` removes the directory: a model that gives other answers must not
+    # be picked up by mistake.
+    difference = check.compare(pytorch(batch), exported(batch), cfg.tolerance, f"the {cfg.format} export")
     files = [file for file in output.iterdir() if file.name.startswith("model.")]  # model.onnx(.data), model.pt
-    try:
-        difference = check.compare(pytorch(batch), exported(batch), cfg.tolerance, f"the {cfg.format} export")
-    except UserInputError:
-        for file in files:  # a model that gives other answers must not be picked up by mistake
-            file.unlink()
-        raise
     info = {"inputs": names, "output": "logits", "id2label": model.hparams.get("id2label"),
             "max_length": run_cfg.data.get("max_length") or run_cfg.data.get("block_size")}  # fmt: skip
     (output / "export_info.json").write_text(json.dumps(info, indent=2) + "\n")
@@ -109,11 +120,14 @@ def pipeline_task(model: Any) -> str | None:
 
 
 def _prepare_output(output: Path, overwrite: bool) -> Path:
-    occupied = output.is_file() or (output.is_dir() and any(output.iterdir()))
-    if occupied:
+    """An empty directory to export into; `overwrite` replaces an earlier export, never any other directory."""
+    if output.is_file() or (output.is_dir() and any(output.iterdir())):
         if not overwrite:
             raise UserInputError(f"output exists: {output}; choose another output=... or set overwrite=true")
-        shutil.rmtree(output) if output.is_dir() else output.unlink()
+        if not (output / REPORT).is_file():  # overwrite=true on `.` or a run directory must not wipe it
+            raise UserInputError(f"output {output} is not an earlier export (it has no {REPORT}); overwrite=true only"
+                                 " replaces exports: choose a new or empty directory")  # fmt: skip
+        shutil.rmtree(output)
     output.mkdir(parents=True, exist_ok=True)
     return output
 

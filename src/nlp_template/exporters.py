@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from nlp_template.utils.errors import UserInputError
+from nlp_template.utils.hub import first_line
 
 log = logging.getLogger(__name__)
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
@@ -60,15 +61,22 @@ def graph_inputs(batch: dict[str, torch.Tensor], network: torch.nn.Module) -> li
 
 
 def example_inputs(batch: dict[str, torch.Tensor], names: list[str]) -> tuple[torch.Tensor, ...]:
-    """Two rows, 8 positions of a real batch, the second one padded, to capture the graph on.
+    """Two rows, up to 8 positions of a real batch, the second one padded, to capture the graph on.
 
     Neither axis is 1 (which `torch.export` would specialise) nor the shape of the verification batch, and the
     padding matters: traced on an all-ones mask, a transformer drops its masking code as a constant branch.
     """
+    rows = torch.arange(2) % batch["input_ids"].shape[0]  # a one-example split: its row twice
     length = min(8, batch["input_ids"].shape[1])
-    example = {name: batch[name][:2, :length].clone() for name in names}
-    example["attention_mask"][1, length // 2 :] = 0
+    example = {name: batch[name][rows, :length].clone() for name in names}
+    if length > 1:
+        example["attention_mask"][1, max(1, length // 2) :] = 0
     return tuple(example[name] for name in names)
+
+
+def parameter_bytes(module: torch.nn.Module) -> int:
+    """The size of a module's weights in memory."""
+    return sum(parameter.numel() * parameter.element_size() for parameter in module.parameters())
 
 
 def write_onnx(module: LogitsModule, example: tuple[torch.Tensor, ...], directory: Path, exporter: str) -> Path:
@@ -77,7 +85,7 @@ def write_onnx(module: LogitsModule, example: tuple[torch.Tensor, ...], director
         raise UserInputError(f"unknown onnx exporter '{exporter}'; use one of {list(ONNX_EXPORTERS)}")
     path = directory / "model.onnx"
     axes = {name: {0: "batch", 1: "sequence"} for name in module.input_names}
-    external = sum(p.numel() * p.element_size() for p in module.parameters()) > EXTERNAL_DATA_BYTES
+    external = parameter_bytes(module) > EXTERNAL_DATA_BYTES
     common = {"input_names": module.input_names, "output_names": ["logits"], "external_data": external}
     if exporter in ("auto", "dynamo"):
         try:
@@ -134,5 +142,4 @@ def _first_line(error: BaseException) -> str:
     """The innermost cause's first line: exporters wrap the real reason in several layers of advice."""
     while error.__cause__ is not None:
         error = error.__cause__
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return f"{type(error).__name__}: {lines[0][:200]}" if lines else type(error).__name__
+    return f"{type(error).__name__}: {first_line(error)[:200]}"

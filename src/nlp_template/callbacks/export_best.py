@@ -3,8 +3,8 @@
 The export lands in `<run dir>/checkpoints/<best checkpoint name>_<format>/`, e.g. `epoch_003_hf/`, ready for
 `transformers.pipeline` (hf), onnxruntime (onnx) or `torch.jit.load` (torchscript); onnx and torchscript exports
 are verified against PyTorch as `nlp-export` does (without the latency timing). An existing export of the same
-checkpoint is kept. Rank 0 exports; a model the format cannot hold (e.g. the LSTM as `hf`) is reported in the log
-and does not fail the finished run.
+checkpoint is kept. Rank 0 exports while the other ranks wait; a model the format cannot hold (e.g. the LSTM as
+`hf`) or any other failure of the export is reported in the log and does not fail the finished run.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import lightning as L
 from omegaconf import OmegaConf
 
-from nlp_template.utils.errors import UserInputError
+from nlp_template.utils.hub import first_line
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +34,18 @@ class ExportBestCheckpoint(L.Callback):
         self.exported: Path | None = None
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Export the best (else the last) checkpoint of this run."""
+        """Export the best (else the last) checkpoint of this run on rank 0; the other ranks wait for it."""
+        if not self.format:
+            return
+        if trainer.is_global_zero:
+            self._export(trainer)
+        trainer.strategy.barrier("export_best")  # the ranks then validate and test together
+
+    def _export(self, trainer: L.Trainer) -> None:
         callback = trainer.checkpoint_callback
         best = getattr(callback, "best_model_path", "") or getattr(callback, "last_model_path", "")
-        if not self.format or not trainer.is_global_zero or not best:
+        if not best:
+            log.warning("Best checkpoint not exported: this run saved no checkpoint")
             return
         output = Path(best).with_suffix("").with_name(f"{Path(best).stem}_{self.format}")
         if output.exists():
@@ -50,5 +58,5 @@ class ExportBestCheckpoint(L.Callback):
                                 "latency": {"batch_sizes": [], "repeats": 0}})  # fmt: skip
         try:
             self.exported = export(cfg)
-        except UserInputError as error:  # the run itself succeeded: say why there is no export, do not fail it
-            log.warning("Best checkpoint not exported: %s", error)
+        except Exception as error:  # the run itself succeeded: say why there is no export, do not fail it
+            log.warning("Best checkpoint not exported: %s", first_line(error))

@@ -8,12 +8,14 @@ so this callback only notes the signal there and acts at the next batch boundary
 - `SIGTERM` (Lightning notes it as `trainer.received_sigterm`): save `<checkpoints>/last.ckpt` and stop with
   `SIGTERMException`; `nlp-train` then prints one line and exits with status 143 (128 + SIGTERM, what a shell
   reports for a process SIGTERM stopped, so schedulers see the run did not finish).
-- `USR1`/`USR2`: save `last.ckpt`, then run the handler that was there before (submitit's or Lightning's), which
-  requeues the job and ends this one.
+- `USR1`/`USR2`: save `last.ckpt`, then run the handler that was there before: submitit's requeues the job and
+  exits; Lightning's SLURM plugin saves its own checkpoint and requeues (SLURM then ends the job); with no handler
+  the signal's default action (termination) follows, now with the state saved.
 
-In DDP the ranks first agree that one of them was signalled (one all-reduce of a flag per step), so they all save at
-the same step. A requeued job given `ckpt_path=auto` (or `last`) resumes from that checkpoint mid-epoch, with the
-data position, RNG states and logger runs restored.
+In DDP the ranks first agree on what was received (one all-reduce of two numbers per step: any SIGTERM, and the
+requeue signal), so they all save at the same step and hand over to the same handler. A requeued job given
+`ckpt_path=auto` (or `last`) resumes from that checkpoint mid-epoch, with the data position, RNG states and logger
+runs restored.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 log = logging.getLogger(__name__)
@@ -57,23 +61,36 @@ class PreemptionCheckpoint(L.Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
         """At the batch boundary: save and stop (SIGTERM) or save and hand over to the requeue handler."""
-        sigterm, requeue = bool(trainer.received_sigterm), self.pending is not None
+        sigterm, signum = bool(trainer.received_sigterm), self.pending or 0
         if trainer.world_size > 1:  # every rank saves at the same step, or the save's barrier would hang
-            sigterm = trainer.strategy.reduce_boolean_decision(sigterm, all=False)
-            requeue = trainer.strategy.reduce_boolean_decision(requeue, all=False)
-        if not (sigterm or requeue):
+            noted = torch.tensor([float(sigterm), float(signum)], device=trainer.strategy.root_device)
+            noted = trainer.strategy.reduce(noted, reduce_op="max")  # one all-reduce: any SIGTERM, the signal
+            sigterm, signum = bool(noted[0]), int(noted[1])
+        if not (sigterm or signum):
             return
-        self._save(trainer, "SIGTERM" if sigterm else signal.Signals(self.pending or signal.SIGUSR1).name)
+        self._save(trainer, "SIGTERM" if sigterm else signal.Signals(signum).name)
         if sigterm:
             raise SIGTERMException
-        signum, self.pending = self.pending or self.signals[0], None
+        self.pending = None
+        self._hand_over(signum)
+
+    def _hand_over(self, signum: int) -> None:
+        """What would have happened without this callback: the earlier handler, or the default action."""
         handler = self.previous.get(signum)
-        if callable(handler):  # e.g. submitit: requeue this job and exit; Lightning's SLURM plugin: the same
+        if callable(handler):  # submitit: requeue and exit; Lightning's SLURM plugin: hpc checkpoint and requeue
             handler(signum, None)
+        elif handler == signal.SIG_DFL:  # USR1/USR2 terminate by default: still do, now with the state saved
+            self._restore()
+            signal.raise_signal(signum)
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        """SIGTERM noticed by Lightning itself (between epochs, in validation, in DDP): save if not saved yet."""
-        if isinstance(exception, SIGTERMException) and self.saved_path is None:
+        """SIGTERM noticed by Lightning itself (between epochs, in validation, in DDP): save if not saved yet.
+
+        Only while fitting: a SIGTERM in the validation or test that `nlp-train` runs after `fit` finds the fit's
+        last.ckpt already written, and saving there would store the best checkpoint's weights as "last".
+        """
+        fitting = trainer.state.fn == TrainerFn.FITTING
+        if isinstance(exception, SIGTERMException) and self.saved_path is None and fitting:
             self._save(trainer, "SIGTERM")
         self._restore()
 
@@ -83,7 +100,8 @@ class PreemptionCheckpoint(L.Callback):
 
     def _restore(self) -> None:
         for signum, handler in self.previous.items():
-            signal.signal(signum, handler)
+            if handler is not None:  # None: a handler installed from C, which Python cannot reinstall
+                signal.signal(signum, handler)
         self.previous = {}
 
     def _save(self, trainer: L.Trainer, reason: str) -> None:

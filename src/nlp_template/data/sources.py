@@ -117,7 +117,7 @@ class FileSource:
             # with the same size and time (`cp -p`, `rsync -a`, an edit within the same second) would be read from
             # the stale copy. One cache folder per content hash rules that out.
             base = Path(self.cache_dir or datasets.config.HF_DATASETS_CACHE)
-            cache_dir = str(base / "by-content" / hash_files({split: path})[:16])
+            cache_dir = str(base / "by-content" / hash_files({"file": path})[:16])  # a file in two splits: once
             try:
                 loaded = datasets.load_dataset(
                     builder, data_files={split: str(path)}, split=split, cache_dir=cache_dir, **options

@@ -51,7 +51,11 @@ def find_last_checkpoint(search_dir: Path, key: str) -> Path | None:
     """The newest `last.ckpt` under `search_dir` whose run had the experiment key `key`."""
     candidates = sorted(search_dir.glob("**/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True)
     for path in candidates:
-        saved = read_checkpoint(path).get(RUN_CONFIG_KEY)
+        try:
+            saved = read_checkpoint(path).get(RUN_CONFIG_KEY)
+        except UserInputError as error:  # one broken file (a run killed mid-save) must not block every requeue
+            log.warning("Skipped %s", error)
+            continue
         if saved and experiment_key(saved) == key:
             return path
     return None
