@@ -150,6 +150,22 @@ def test_sigterm_saves_and_exits_then_resumes_exactly(make_cfg, tmp_path, uninte
     assert {"torch", "lightning", "transformers"} <= facts["versions"].keys() and (run_dir / "config.yaml").is_file()
 
 
+@pytest.mark.slow
+def test_sigterm_to_one_ddp_rank_saves_on_all_and_resumes(tmp_path):
+    """SIGTERM to rank 0 only (as `kill <pid>` does): the ranks agree at the next batch boundary, save, exit 143."""
+    log_dir = tmp_path / "runs"
+    stopped = cli_train(tmp_path, log_dir, *extra(tmp_path / "b.jsonl", "SIGTERM", step=4), "trainer=ddp_sim",
+                        timeout=300)  # fmt: skip
+    assert stopped.returncode == 143 and stopped.stdout.count("Stopped by SIGTERM") == 1, stopped.stderr[-2000:]
+    last = next(log_dir.glob("train/runs/*/checkpoints/last.ckpt"))
+    step = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
+    assert step in (4, 5)
+    resumed = cli_train(tmp_path, log_dir, "trainer=ddp_sim", "ckpt_path=last", timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    finished = [json.loads(path.read_text()) for path in log_dir.glob("train/runs/*/metrics.json")]
+    assert len(finished) == 1 and finished[0]["global_step"] > step
+
+
 def test_requeue_signal_saves_then_hands_over_to_the_launcher(make_cfg, tmp_path):
     """submitit (USR2) and Lightning's SLURM plugin (USR1) requeue the job and exit; first the state is saved."""
     calls = []

@@ -110,7 +110,8 @@ def main(cfg: DictConfig) -> float | None:
         try:
             metrics = train(cfg)
         except SIGTERMException:  # preempted: PreemptionCheckpoint saved last.ckpt and logged where
-            print(f"Stopped by SIGTERM; resume with ckpt_path=last (run directory: {cfg.paths.output_dir})")
+            if rank_zero_only.rank == 0:
+                print(f"Stopped by SIGTERM; resume with ckpt_path=last (run directory: {cfg.paths.output_dir})")
             sys.exit(143)
     if rank_zero_only.rank == 0:
         print(f"Run directory: {cfg.paths.output_dir}")

@@ -45,23 +45,33 @@ class PreemptionCheckpoint(L.Callback):
         self.dirpath = Path(dirpath)
         self.signals = [getattr(signal, name) for name in signals]
         self.pending: int | None = None  # the requeue signal noted, not yet acted on
+        self.sigterm = False
         self.previous: dict[int, Any] = {}
         self.saved_path: Path | None = None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Chain a note-taking handler in front of whatever handles the requeue signals now."""
-        for signum in self.signals:
+        """Install note-taking handlers for SIGTERM and the requeue signals (the earlier ones are kept to restore).
+
+        Lightning's own SIGTERM handler is replaced while training: it broadcasts from inside the handler and kills
+        the other DDP ranks, which hangs or crashes a DDP run at an arbitrary point (measured with trainer=ddp_sim);
+        noting the signal and agreeing at the batch boundary does not.
+        """
+        handlers = {signal.SIGTERM: self._note_sigterm, **dict.fromkeys(self.signals, self._note)}
+        for signum, handler in handlers.items():
             try:
-                self.previous[signum] = signal.signal(signum, self._note)
+                self.previous[signum] = signal.signal(signum, handler)
             except ValueError:  # not the main thread: signals cannot be handled here
                 return
 
     def _note(self, signum: int, frame: Any) -> None:
         self.pending = signum
 
+    def _note_sigterm(self, signum: int, frame: Any) -> None:
+        self.sigterm = True
+
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
         """At the batch boundary: save and stop (SIGTERM) or save and hand over to the requeue handler."""
-        sigterm, signum = bool(trainer.received_sigterm), self.pending or 0
+        sigterm, signum = self.sigterm or bool(trainer.received_sigterm), self.pending or 0
         if trainer.world_size > 1:  # every rank saves at the same step, or the save's barrier would hang
             noted = torch.tensor([float(sigterm), float(signum)], device=trainer.strategy.root_device)
             noted = trainer.strategy.reduce(noted, reduce_op="max")  # one all-reduce: any SIGTERM, the signal
@@ -108,5 +118,6 @@ class PreemptionCheckpoint(L.Callback):
         path = self.dirpath / "last.ckpt"
         trainer.save_checkpoint(path)
         self.saved_path = path
-        log.warning("%s at step %d: saved %s; continue with ckpt_path=last (or auto)", reason, trainer.global_step,
-                    path)  # fmt: skip
+        if trainer.is_global_zero:
+            log.warning("%s at step %d: saved %s; continue with ckpt_path=last (or auto)", reason,
+                        trainer.global_step, path)  # fmt: skip
