@@ -169,7 +169,7 @@ CASES = [
     Case("ckpt-of-another-shape-to-resume", "train", [*SAMPLE, "model.config.hidden_size=64", "ckpt_path={ckpt}"],
          r"^the checkpoint's weights do not fit this TextClassifier \(\d+ of another shape, e.g. network\.bert\."),
     Case("ckpt-last-without-a-match", "train", ["experiment=sentiment_lstm", *FAST, "ckpt_path=last"],
-         r"^ckpt_path=last: no last.ckpt of this experiment \(same data and model config\) under .*logs/train"),
+         r"^ckpt_path=last: no last.ckpt of this experiment \(same data and model config and seed\) under .*logs/"),
     # ---- model paths
     Case("model-path-missing", "train", [*SAMPLE, "model.backbone={tmp}/models/nope", "model.pretrained=true"],
          r"^tokenizer directory does not exist: .*models/nope \(check data.tokenizer, which defaults to"

@@ -122,3 +122,22 @@ def test_ckpt_path_last_without_a_run_of_this_experiment(make_cfg):
     with pytest.raises(UserInputError, match="ckpt_path=last: no last.ckpt of this experiment"):
         resolve_checkpoint(make_cfg(["ckpt_path=last"]))
     assert resolve_checkpoint(make_cfg(["ckpt_path=auto"])) is None  # auto starts from scratch
+
+
+def test_jobs_that_differ_only_in_seed_resume_their_own_checkpoints(make_cfg, tmp_path):
+    """`-m seed=1,2 ckpt_path=auto`: a requeued seed-2 job must not continue the seed-1 job's run."""
+    from nlp_template.utils.resume import resolve_checkpoint
+    from nlp_template.utils.run import RUN_CONFIG_KEY, RunConfigInCheckpoint
+
+    def config(seed: int):
+        cfg = make_cfg([f"seed={seed}", "ckpt_path=auto"])
+        cfg.paths.log_dir = str(tmp_path / "logs")
+        return cfg
+
+    saved = tmp_path / "logs/train/multiruns/x/0/checkpoints/last.ckpt"
+    saved.parent.mkdir(parents=True)
+    checkpoint = {}
+    RunConfigInCheckpoint(config(1)).on_save_checkpoint(type("T", (), {"loggers": []})(), None, checkpoint)
+    torch.save({RUN_CONFIG_KEY: checkpoint[RUN_CONFIG_KEY]}, saved)
+    assert resolve_checkpoint(config(1)) == str(saved)
+    assert resolve_checkpoint(config(2)) is None  # starts from scratch instead of taking seed 1's weights

@@ -1,9 +1,9 @@
 """`ckpt_path=last` and `ckpt_path=auto`: continue the newest run of the same experiment.
 
-"The same experiment" is the same task name and the same resolved data and model configs (the checkpoint carries
-them, see `RunConfigInCheckpoint`), so a resumed run never picks up another experiment's checkpoint. The resumed
-run gets a new run directory: nothing the earlier run wrote is touched. `last` fails when there is nothing to
-resume; `auto` then starts from scratch (for job scripts that are requeued after preemption).
+"The same experiment" is the same task name, the same resolved data and model configs and the same seed (the
+checkpoint carries them, see `RunConfigInCheckpoint`), so a resumed run never picks up another experiment's
+checkpoint. The resumed run gets a new run directory: nothing the earlier run wrote is touched. `last` fails when
+there is nothing to resume; `auto` then starts from scratch (for job scripts that are requeued after preemption).
 """
 
 from __future__ import annotations
@@ -24,9 +24,12 @@ log = logging.getLogger(__name__)
 
 
 def experiment_key(config: dict[str, Any]) -> str:
-    """A hash of the data and model configs, leaving out the run directory."""
+    """A hash of the data and model configs and the seed, leaving out the run directory.
+
+    The seed belongs to it: jobs of a `-m seed=1,2,3 ckpt_path=auto` sweep must each resume their own checkpoint.
+    """
     data = {key: value for key, value in config["data"].items() if key != "output_dir"}
-    return cache_key(data, config["model"])
+    return cache_key(data, config["model"], config.get("seed"))
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
@@ -78,6 +81,7 @@ def resolve_checkpoint(cfg: DictConfig) -> str | None:
         return str(path)
     search_dir = Path(cfg.paths.log_dir) / cfg.task_name
     current = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("data", "model")}
+    current["seed"] = cfg.get("seed")
     found = find_last_checkpoint(search_dir, experiment_key(current))
     if found:
         log.info("Resuming from %s", found)
@@ -86,8 +90,8 @@ def resolve_checkpoint(cfg: DictConfig) -> str | None:
         log.info("ckpt_path=auto: no checkpoint of this experiment under %s; starting from scratch", search_dir)
         return None
     raise UserInputError(
-        f"ckpt_path=last: no last.ckpt of this experiment (same data and model config) under {search_dir}; train"
-        " it first, use ckpt_path=auto to start from scratch in that case, or give ckpt_path=PATH"
+        f"ckpt_path=last: no last.ckpt of this experiment (same data and model config and seed) under {search_dir};"
+        " train it first, use ckpt_path=auto to start from scratch in that case, or give ckpt_path=PATH"
     )
 
 

@@ -35,7 +35,7 @@ def apply_extras(cfg: DictConfig) -> None:
 
 
 class RunConfigInCheckpoint(L.Callback):
-    """Store the run's resolved data and model configs (and logger run ids) in every checkpoint.
+    """Store the run's resolved data and model configs and seed (and logger run ids) in every checkpoint.
 
     So `nlp-eval ckpt_path=...` needs no other file and no repeated command-line overrides, and `ckpt_path=last`
     can tell which checkpoints belong to the same experiment.
@@ -43,6 +43,7 @@ class RunConfigInCheckpoint(L.Callback):
 
     def __init__(self, cfg: DictConfig) -> None:
         self.config = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("data", "model")}
+        self.config["seed"] = cfg.get("seed")  # part of what makes two runs the same experiment (ckpt_path=auto)
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         """Add the config under `RUN_CONFIG_KEY`, and the W&B/MLflow run ids under `LOGGERS_KEY` (for resuming)."""
