@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from datasets import ClassLabel, DatasetDict, Value
+import pyarrow as pa
+import pyarrow.compute as pc
+from datasets import ClassLabel, Dataset, DatasetDict, Value
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
 from nlp_template.data.base import TokenizedDataModule, check_labels, sorted_labels
@@ -61,8 +63,8 @@ class TextClassificationDataModule(TokenizedDataModule):
         """
         self._check_columns(raw, self._roles())
         for split, data in raw.items():
-            _check_label_values(split, data[self.label_column], self.label_column)
-            empty = sorted({i for column in self.text_columns for i, text in enumerate(data[column]) if _blank(text)})
+            _check_label_values(split, data, self.label_column)
+            empty = sorted({i for column in self.text_columns for i in _blank_rows(data, column)})
             if empty:
                 raise UserInputError(
                     f"{split} split has {len(empty)} empty text(s) in {_columns(self.text_columns)} at row(s)"
@@ -126,14 +128,17 @@ def _class_label_names(raw: DatasetDict, column: str) -> tuple[DatasetDict, list
 _LABEL_KINDS = {bool: "boolean", int: "integer", float: "number", str: "string"}
 
 
-def _check_label_values(split: str, values: list, column: str) -> None:
+def _check_label_values(split: str, data: Dataset, column: str) -> None:
     """Fail on empty labels and on a column that mixes kinds (e.g. 1 and "pos"), naming rows."""
-    empty = [i for i, value in enumerate(values) if value is None or (isinstance(value, str) and not value.strip())]
+    empty = _blank_rows(data, column)
     if empty:
         raise UserInputError(
             f"{split} split has {len(empty)} empty label(s) in column '{column}' at row(s) {_rows(empty)} (1 = first"
             " example); every example needs a label"
         )
+    if _plain_type(data.data.schema.field(column).type):  # a typed column holds one kind by construction
+        return
+    values = data[column]  # e.g. `Json` from JSON lines that mix 1 and "pos": look at every value
     kinds: dict[str, int] = {}
     for i, value in enumerate(values):
         kind = _LABEL_KINDS.get(type(value), type(value).__name__)
@@ -151,6 +156,31 @@ def _check_label_values(split: str, values: list, column: str) -> None:
             f"{split} split: column '{column}' mixes {number} and string labels ({examples}); use one kind for every"
             " label, e.g. all strings"
         )
+
+
+def _plain_type(kind: pa.DataType) -> bool:
+    return (
+        pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_integer(kind)
+        or (pa.types.is_floating(kind) or pa.types.is_boolean(kind))
+    )
+
+
+def _blank_rows(data: Dataset, column: str) -> list[int]:
+    """Rows whose value is missing or only whitespace.
+
+    Vectorised (Arrow) for typed columns: these checks run on every run, cache hit or not, and took 1.1 s for
+    SST-2's 67k rows as a Python loop.
+    """
+    values = data.with_format("arrow")[column]
+    if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+        blank = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(values), ""), True)
+    elif _plain_type(values.type):
+        blank = pc.is_null(values)
+    else:
+        return [i for i, value in enumerate(values.to_pylist()) if _blank(value)]
+    return pc.indices_nonzero(blank).to_pylist()
 
 
 def _blank(text: Any) -> bool:
