@@ -118,3 +118,11 @@ def test_bugs_keep_their_traceback():
 
     with pytest.raises(ZeroDivisionError):
         run()
+
+
+def test_hydra_still_has_the_hook_for_one_line_config_errors():
+    """`one_line_config_errors` swaps Hydra's private `run_and_report` for the call (there is no public hook); without
+    it, config errors quietly fall back to Hydra's multi-line report. A Hydra release that moves it fails here."""
+    import hydra._internal.utils as hydra_utils
+
+    assert callable(getattr(hydra_utils, "run_and_report", None))
