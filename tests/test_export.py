@@ -40,6 +40,7 @@ def test_classifier_export_runs_in_a_pipeline_with_the_same_probabilities(make_c
                    name="predict")  # fmt: skip
     (ours,) = predict(cfg)
     assert scores == pytest.approx(ours["probabilities"], abs=1e-5)  # same model, same tokenizer, same numbers
+    assert json.loads((tmp_path / "hf" / "export_report.json").read_text())["pipeline_task"] == "text-classification"
     config = json.loads((tmp_path / "hf" / "config.json").read_text())
     assert set(config["id2label"].values()) == {"negative", "positive"} and "model.safetensors" in {
         path.name for path in (tmp_path / "hf").iterdir()

@@ -71,7 +71,7 @@ def _write(cfg: DictConfig, run_cfg: DictConfig, model: Any, ckpt_path: Path, ou
               "weights_mb": exporters.parameter_bytes(model.network) / 1e6}  # fmt: skip
     if cfg.format == "hf":
         model.network.save_pretrained(str(output), safe_serialization=True)
-        report["export_mb"] = check.size_mb([output])
+        report.update(export_mb=check.size_mb([output]), pipeline_task=PIPELINE_TASKS.get(report["task"]))
     else:
         # Graphs in fp32, whatever the network was restored in (a bf16/fp16 backbone config restores in that dtype):
         # CPU runtimes want fp32, and the 1e-4 check is an fp32 tolerance.
@@ -112,11 +112,6 @@ def _export_graph(cfg: DictConfig, run_cfg: DictConfig, model: Any, ckpt_path: P
         facts["latency"] = check.latency_table(pytorch, exported, batch, list(cfg.latency.batch_sizes),
                                                cfg.latency.repeats)  # fmt: skip
     return facts
-
-
-def pipeline_task(model: Any) -> str | None:
-    """The `transformers.pipeline` task name of a task module."""
-    return PIPELINE_TASKS.get(type(model).__name__)
 
 
 def _prepare_output(output: Path, overwrite: bool) -> Path:

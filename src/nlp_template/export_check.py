@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from nlp_template.exporters import repeat_to
 from nlp_template.utils.errors import UserInputError
 
 
@@ -34,12 +35,6 @@ def held_out_batch(datamodule: Any, size: int) -> dict[str, torch.Tensor]:
     if bool(mask.all()) and mask.shape[1] > 1:  # equal lengths (language-model blocks): pad every other row's tail
         mask[1::2, mask.shape[1] // 2 :] = 0  # so the check covers the padded path real inputs take
     return batch
-
-
-def repeat_to(batch: dict[str, torch.Tensor], size: int) -> dict[str, torch.Tensor]:
-    """A batch of exactly `size` rows (cycling through the given rows when there are fewer)."""
-    rows = torch.arange(size) % next(iter(batch.values())).shape[0]
-    return {key: value[rows] for key, value in batch.items()}
 
 
 def compare(reference: torch.Tensor, exported: np.ndarray, tolerance: float, what: str) -> float:

@@ -66,12 +66,17 @@ def example_inputs(batch: dict[str, torch.Tensor], names: list[str]) -> tuple[to
     Neither axis is 1 (which `torch.export` would specialise) nor the shape of the verification batch, and the
     padding matters: traced on an all-ones mask, a transformer drops its masking code as a constant branch.
     """
-    rows = torch.arange(2) % batch["input_ids"].shape[0]  # a one-example split: its row twice
     length = min(8, batch["input_ids"].shape[1])
-    example = {name: batch[name][rows, :length].clone() for name in names}
+    example = {name: value[:, :length].clone() for name, value in repeat_to(batch, 2).items() if name in names}
     if length > 1:
         example["attention_mask"][1, max(1, length // 2) :] = 0
     return tuple(example[name] for name in names)
+
+
+def repeat_to(batch: dict[str, torch.Tensor], size: int) -> dict[str, torch.Tensor]:
+    """A batch of exactly `size` rows (cycling through the given rows when there are fewer)."""
+    rows = torch.arange(size) % next(iter(batch.values())).shape[0]
+    return {key: value[rows] for key, value in batch.items()}
 
 
 def parameter_bytes(module: torch.nn.Module) -> int:

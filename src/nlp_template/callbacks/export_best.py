@@ -47,7 +47,7 @@ class ExportBestCheckpoint(L.Callback):
         if not best:
             log.warning("Best checkpoint not exported: this run saved no checkpoint")
             return
-        output = Path(best).with_suffix("").with_name(f"{Path(best).stem}_{self.format}")
+        output = Path(best).with_name(f"{Path(best).stem}_{self.format}")
         if output.exists():
             log.info("Export kept: %s exists", output)
             return

@@ -18,6 +18,7 @@ from datasets import DatasetDict
 
 from nlp_template.utils.errors import UserInputError
 from nlp_template.utils.hub import first_line
+from nlp_template.utils.inputs import first_invalid_utf8_line
 
 SPLITS = ("train", "validation", "test")
 
@@ -92,6 +93,7 @@ class FileSource:
     validation: str | None = None
     test: str | None = None
     cache_dir: str | None = None
+    _digests: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def _paths(self) -> dict[str, Path]:
         paths = {split: getattr(self, split) for split in SPLITS}
@@ -117,7 +119,7 @@ class FileSource:
             # with the same size and time (`cp -p`, `rsync -a`, an edit within the same second) would be read from
             # the stale copy. One cache folder per content hash rules that out.
             base = Path(self.cache_dir or datasets.config.HF_DATASETS_CACHE)
-            cache_dir = str(base / "by-content" / hash_files({"file": path})[:16])  # a file in two splits: once
+            cache_dir = str(base / "by-content" / self._digest(path)[:16])  # a file in two splits: one copy
             try:
                 loaded = datasets.load_dataset(
                     builder, data_files={split: str(path)}, split=split, cache_dir=cache_dir, **options
@@ -133,13 +135,21 @@ class FileSource:
 
     def fingerprint(self) -> str:
         """A hash of the files' contents, so an edited file is tokenized again."""
-        return f"files:{hash_files(self._paths())}"
+        digests = "|".join(f"{split}={self._digest(path)}" for split, path in self._paths().items())
+        return f"files:{hashlib.sha256(digests.encode()).hexdigest()}"
+
+    def _digest(self, path: Path) -> str:
+        """The file's content hash, computed once per source object (`load` and `fingerprint` both need it)."""
+        if str(path) not in self._digests:
+            self._digests[str(path)] = hash_files({"file": path})
+        return self._digests[str(path)]
 
 
 def _read_error(split: str, path: Path, error: BaseException) -> str:
     """What went wrong reading a data file: the first line that is not UTF-8, or the parser's own complaint."""
     if path.suffix.lower() != ".parquet":
-        bad = first_invalid_utf8_line(path)
+        with open(path, "rb") as handle:
+            bad = first_invalid_utf8_line(handle)
         if bad:
             number, byte, column = bad
             return (
@@ -151,17 +161,6 @@ def _read_error(split: str, path: Path, error: BaseException) -> str:
     while type(cause).__name__ == "DatasetGenerationError" and (cause.__cause__ or cause.__context__):
         cause = cause.__cause__ or cause.__context__
     return f"could not read {split} file {path}: {first_line(cause)}; check its format against its extension"
-
-
-def first_invalid_utf8_line(path: Path) -> tuple[int, int, int] | None:
-    """(line number, offending byte, column) of the first line of `path` that is not UTF-8, or None."""
-    with open(path, "rb") as handle:
-        for number, line in enumerate(handle, start=1):
-            try:
-                line.decode("utf-8")
-            except UnicodeDecodeError as error:
-                return number, line[error.start], error.start + 1
-    return None
 
 
 def hash_files(paths: dict[str, Path]) -> str:

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +20,25 @@ from nlp_template.utils.errors import UserInputError
 def _lines(path: str) -> list[tuple[int, str]]:
     """(line number, text without the line break), decoding each line on its own to name a bad one."""
     raw = sys.stdin.buffer.read() if path == "-" else _read_bytes(path)
-    lines = []
-    for number, line in enumerate(raw.splitlines(), start=1):
+    lines = raw.splitlines()
+    bad = first_invalid_utf8_line(lines)
+    if bad:
+        name = "standard input" if path == "-" else path
+        number, byte, column = bad
+        raise UserInputError(f"{name} line {number} is not valid UTF-8 (byte {byte:#04x} at column {column}); save the"
+                             " input as UTF-8")  # fmt: skip
+    return [(number, line.decode("utf-8").removeprefix("\ufeff" if number == 1 else ""))
+            for number, line in enumerate(lines, start=1)]  # fmt: skip
+
+
+def first_invalid_utf8_line(lines: Iterable[bytes]) -> tuple[int, int, int] | None:
+    """(line number, offending byte, column) of the first line that is not UTF-8, or None (data files, inputs)."""
+    for number, line in enumerate(lines, start=1):
         try:
-            lines.append((number, line.decode("utf-8").removeprefix("\ufeff") if number == 1 else line.decode("utf-8")))
+            line.decode("utf-8")
         except UnicodeDecodeError as error:
-            name = "standard input" if path == "-" else path
-            raise UserInputError(
-                f"{name} line {number} is not valid UTF-8 (byte {line[error.start]:#04x} at column {error.start + 1});"
-                " save the input as UTF-8"
-            ) from None
-    return lines
+            return number, line[error.start], error.start + 1
+    return None
 
 
 def _read_bytes(path: str) -> bytes:
