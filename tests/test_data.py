@@ -86,7 +86,7 @@ def test_second_setup_does_no_tokenization(tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("tokenized again although the cache holds this data")
 
-    monkeypatch.setattr(TextClassificationDataModule, "_tokenize", fail)
+    monkeypatch.setattr(TextClassificationDataModule, "tokenize", fail)
     second = datamodule(source, tmp_path / "cache")
     assert second.splits["train"]["input_ids"] == first.splits["train"]["input_ids"]
     # A different setting is a different cache entry.

@@ -141,7 +141,7 @@ def test_a_wrong_export_is_refused_and_removed(make_cfg, checkpoints, tmp_path, 
 
     def off_by_a_little(path, names):
         run = load_runner(path, names)
-        return lambda batch: run(batch) + 1e-3  # what a wrongly captured branch looks like: close, but not equal
+        return lambda batch: [output + 1e-3 for output in run(batch)]  # a wrongly captured branch: close, not equal
 
     monkeypatch.setattr(exporters, "load_runner", off_by_a_little)
     with pytest.raises(UserInputError, match=r"differs from PyTorch by 1.00e-03 \(> tolerance 0.0001\)"):
@@ -177,9 +177,9 @@ def test_graphs_are_captured_on_padded_rows_and_checked_on_another_shape():
         def prepare_data(self):
             pass
 
-        def collator(self):
-            return lambda rows: {"input_ids": torch.tensor([row["input_ids"] for row in rows]),
-                                 "attention_mask": torch.ones(len(rows), 8, dtype=torch.long)}  # fmt: skip
+        def collate_inputs(self, rows):
+            return {"input_ids": torch.tensor([row["input_ids"] for row in rows]),
+                    "attention_mask": torch.ones(len(rows), 8, dtype=torch.long)}  # fmt: skip
 
     batch = held_out_batch(Blocks(), 32)
     assert batch["attention_mask"].sum(1).tolist() == [8, 4, 8, 4]
@@ -202,13 +202,13 @@ def test_half_precision_checkpoints_export_in_fp32(checkpoints, make_cfg, tmp_pa
 def test_a_failing_export_does_not_fail_the_finished_run(checkpoints, monkeypatch, caplog):
     from types import SimpleNamespace
 
-    import nlp_template.export
+    import nlp_template.callbacks.export_best
     from nlp_template.callbacks.export_best import ExportBestCheckpoint
 
     def broken(cfg):
         raise RuntimeError("onnxruntime could not load the graph\nsecond line")
 
-    monkeypatch.setattr(nlp_template.export, "export", broken)
+    monkeypatch.setattr(nlp_template.callbacks.export_best, "export", broken)
     waited = []
     best = SimpleNamespace(best_model_path=str(Path(checkpoints["sentiment_tiny"]).parent / "missing_best.ckpt"))
     trainer = SimpleNamespace(

@@ -9,12 +9,35 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+from unittest.mock import Mock
 
 import pytest
+import torch
 from conftest import FAST
+from lightning.pytorch.loggers import CSVLogger, Logger
+from omegaconf import OmegaConf
 
+import nlp_template
+from nlp_template.callbacks.classification_report import ClassificationReport
 from nlp_template.train import train
+from nlp_template.utils import logger_adapters
 from nlp_template.utils.config import PROJECT_ROOT, print_and_save, redact
+from nlp_template.utils.logger_adapters import (
+    LoggerAdapter,
+    MLflowAdapter,
+    TensorBoardAdapter,
+    WandbAdapter,
+    adapter_for,
+    logger_run_ids,
+    needs_wandb_offline_fallback,
+    register_adapter,
+    resume_settings,
+    stored_run_id,
+)
+from nlp_template.utils.resume import continue_logger_runs
+from nlp_template.utils.run import LOGGERS_KEY
 
 # A short real training run: loggers are off under fast_dev_run, so limit the batches instead.
 SHORT = [*FAST, "trainer.max_epochs=1", "+trainer.limit_train_batches=3", "+trainer.limit_val_batches=2",
@@ -129,3 +152,136 @@ def test_resumed_run_continues_the_mlflow_run(make_cfg, tmp_path):
     assert runs == 1  # one MLflow run, continued
     steps_per_epoch = 13  # 400 training examples, batches of 32
     assert min(epochs) <= steps_per_epoch < 2 * steps_per_epoch - 1 <= max(epochs)  # both epochs' validations in it
+
+
+class RecordingLogger(Logger):
+    """A logger this project does not know: it only records what its adapter hands it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple] = []
+
+    @property
+    def name(self) -> str:
+        return "recording"
+
+    @property
+    def version(self) -> int:
+        return 0
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        pass
+
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+class RecordingAdapter(LoggerAdapter):
+    def log_figure(self, key: str, figure: Any, step: int | None, artifact_file: str | None = None) -> None:
+        self.logger.calls.append(("figure", key, step))
+
+    def log_table(self, key, columns, rows, step, artifact_file=None) -> None:
+        self.logger.calls.append(("table", key, columns, rows))
+
+    def run_id(self) -> str:
+        return "run-7"
+
+    @classmethod
+    def resume_settings(cls, run_id: str) -> dict[str, Any]:
+        return {"version": run_id}
+
+
+def test_a_new_logger_is_one_registration(monkeypatch, tmp_path):
+    monkeypatch.setattr(logger_adapters, "_REGISTRY", dict(logger_adapters._REGISTRY))  # undone after the test
+    register_adapter(RecordingLogger, RecordingAdapter)
+    logger = RecordingLogger()
+    trainer = SimpleNamespace(loggers=[logger], global_step=5, is_global_zero=True, default_root_dir=str(tmp_path),
+                              datamodule=SimpleNamespace(tokenizer=None),
+                              strategy=SimpleNamespace(reduce=lambda tensor, reduce_op: tensor))  # fmt: skip
+    module = SimpleNamespace(device="cpu", hparams=SimpleNamespace(id2label={0: "negative", 1: "positive"}))
+    batch = {"labels": torch.tensor([0, 1, 1]), "input_ids": torch.tensor([[5, 6], [7, 8], [9, 0]]),
+             "attention_mask": torch.tensor([[1, 1], [1, 1], [1, 0]])}  # fmt: skip
+    outputs = {"predictions": torch.tensor([0, 0, 1]),
+               "probabilities": torch.tensor([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8]])}  # fmt: skip
+    report = ClassificationReport()
+    report.on_test_epoch_start(trainer, module)
+    report.on_test_batch_end(trainer, module, outputs, batch, 0)
+    report.on_test_epoch_end(trainer, module)
+
+    tables = [call for call in logger.calls if call[0] == "table"]
+    assert tables == [("table", "test/predictions", ["text", "label", "prediction", "probability"],
+                       [[[7, 8], "positive", "negative", pytest.approx(0.6)],
+                        [[9], "positive", "positive", pytest.approx(0.8)],
+                        [[5, 6], "negative", "negative", pytest.approx(0.9)]])]  # fmt: skip
+    if importlib.util.find_spec("matplotlib"):
+        assert ("figure", "test/confusion_matrix", 5) in logger.calls
+    # The same registration stores its run id in checkpoints and points its config entry back at that run.
+    assert logger_run_ids([logger]) == {"RecordingLogger": "run-7"}
+    checkpoint = tmp_path / "last.ckpt"
+    torch.save({LOGGERS_KEY: logger_run_ids([logger])}, checkpoint)
+    cfg = OmegaConf.create({"logger": {"recording": {"_target_": f"{__name__}.RecordingLogger"}, "off": None}})
+    continue_logger_runs(cfg, str(checkpoint))
+    assert cfg.logger.recording.version == "run-7"
+
+
+WANDB = "lightning.pytorch.loggers.wandb.WandbLogger"
+MLFLOW = "lightning.pytorch.loggers.mlflow.MLFlowLogger"
+
+
+def test_logger_entries_resume_their_runs_from_checkpoints_of_the_old_format():
+    stored = {"WandbLogger": "w1", "MLFlowLogger": "m1"}  # as checkpoints have always stored them
+    assert resume_settings(WANDB, stored_run_id(WANDB, stored)) == {"id": "w1", "resume": "allow"}
+    assert resume_settings("lightning.pytorch.loggers.WandbLogger", "w1") == {"id": "w1", "resume": "allow"}
+    assert resume_settings(MLFLOW, stored_run_id(MLFLOW, stored)) == {"run_id": "m1"}
+    assert resume_settings(WANDB, stored_run_id(WANDB, {"MLFlowLogger": "m1"})) == {}  # W&B was not on then
+    for target in ("lightning.pytorch.loggers.TensorBoardLogger", "lightning.pytorch.loggers.CSVLogger",
+                   "no_such_module.Logger", ""):  # fmt: skip
+        assert stored_run_id(target, stored) is None and resume_settings(target, "x") == {}
+        assert not needs_wandb_offline_fallback(target)
+    assert needs_wandb_offline_fallback(WANDB) and not needs_wandb_offline_fallback(MLFLOW)
+    assert needs_wandb_offline_fallback(f"{__name__}.MyWandbLogger")  # subclasses get their base's adapter
+
+
+def _wandb_subclass() -> type:
+    from lightning.pytorch.loggers import WandbLogger
+
+    return type("MyWandbLogger", (WandbLogger,), {})
+
+
+MyWandbLogger = _wandb_subclass()  # importable by path, as a config `_target_` is
+
+
+def test_unknown_loggers_get_an_adapter_that_does_nothing(tmp_path):
+    adapter = adapter_for(CSVLogger(tmp_path))
+    assert type(adapter) is LoggerAdapter and adapter.name is None
+    adapter.log_figure("f", object(), 1)
+    adapter.log_table("t", ["a"], [[1]], 1)
+    adapter.log_text("x", "text", 1)
+    adapter.finish()
+    assert adapter.run_id() is None and not adapter.is_continued_run()
+    assert logger_run_ids([CSVLogger(tmp_path)]) == {}
+
+
+def test_builtin_adapters_log_as_before():
+    tensorboard = SimpleNamespace(experiment=Mock())
+    TensorBoardAdapter(tensorboard).log_table("test/predictions", ["a", "b"], [[1, "x"], [2, "y"]], None)
+    tensorboard.experiment.add_text.assert_called_once_with(
+        "test/predictions", "| a | b |\n|---|---|\n| 1 | x |\n| 2 | y |", global_step=None
+    )
+    mlflow = SimpleNamespace(run_id="r1", experiment=Mock())
+    MLflowAdapter(mlflow).log_text("samples", "text", 13)
+    mlflow.experiment.log_text.assert_called_once_with("r1", "text", "samples/step_0000013.md")
+    MLflowAdapter(mlflow).log_table("t", ["a", "b"], [[1, 2], [3, 4]], None, artifact_file="t.json")
+    mlflow.experiment.log_table.assert_called_once_with("r1", {"a": [1, 3], "b": [2, 4]}, "t.json")
+    wandb = SimpleNamespace(_experiment=None)  # never started: no run id to store, nothing to finish
+    assert WandbAdapter(wandb).run_id() is None
+    WandbAdapter(wandb).finish()
+    assert WandbAdapter.prefers_tables and not TensorBoardAdapter.prefers_tables
+
+
+def test_only_the_adapter_module_names_logger_classes():
+    package = Path(nlp_template.__file__).parent
+    adapters = package / "utils" / "logger_adapters.py"
+    named = [f"{path.relative_to(package)}: {name}" for path in sorted(package.rglob("*.py")) if path != adapters
+             for name in ("WandbLogger", "MLFlowLogger", "TensorBoardLogger") if name in path.read_text()]  # fmt: skip
+    assert not named, f"logger classes belong in utils/logger_adapters.py (register an adapter): {named}"

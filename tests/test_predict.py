@@ -52,7 +52,7 @@ def test_pairs_from_jsonl_and_csv(make_cfg, checkpoints, tmp_path):
     assert from_csv[0]["line"] == 2  # after the header
     lines = tmp_path / "pairs.txt"
     lines.write_text("a single sentence .\n")
-    with pytest.raises(UserInputError, match="this model reads text pairs"):
+    with pytest.raises(UserInputError, match="this model reads .premise. and .hypothesis. per example"):
         run(make_cfg, checkpoints["pairs_tiny"], lines)
 
 
@@ -72,8 +72,8 @@ def test_entities_with_character_offsets(make_cfg, checkpoints, tmp_path):
 def test_language_model_continuations(make_cfg, checkpoints, tmp_path):
     path = tmp_path / "prompts.txt"
     path.write_text("the movie was\ni found the plot\n")
-    greedy = run(make_cfg, checkpoints["lm_tiny"], path, "generation.max_new_tokens=12")
-    again = run(make_cfg, checkpoints["lm_tiny"], path, "generation.max_new_tokens=12", "overwrite=true")
+    greedy = run(make_cfg, checkpoints["lm_tiny"], path, "+settings.max_new_tokens=12")
+    again = run(make_cfg, checkpoints["lm_tiny"], path, "+settings.max_new_tokens=12", "overwrite=true")
     assert [r["continuation"] for r in greedy] == [r["continuation"] for r in again]  # greedy is deterministic
     assert all(0 < len(r["continuation"]) <= 12 for r in greedy)  # one character per token
 
@@ -84,11 +84,11 @@ def test_bad_input_is_reported_in_one_line(make_cfg, tmp_path):
     from nlp_template.utils.inputs import read_records
 
     with pytest.raises(UserInputError, match="bad.txt line 2 is not valid UTF-8"):
-        read_records(str(bad))
+        read_records(str(bad), ["text"])
     table = tmp_path / "rows.csv"
     table.write_text("review,stars\ngood,5\n")
     with pytest.raises(UserInputError, match=r"line 2 has no column 'text'; it has \['review', 'stars'\]"):
-        read_records(str(table))
+        read_records(str(table), ["text"])
     with pytest.raises(UserInputError, match="checkpoint not found"):
         predict(make_cfg(["ckpt_path=/nowhere/model.ckpt", f"input={bad}", f"output={tmp_path}/out.jsonl"],
                          name="predict"))  # fmt: skip

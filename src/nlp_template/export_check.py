@@ -3,7 +3,7 @@
 - `held_out_batch`: the first examples of the run's test split (validation if it has none), padded by the run's
   own collator, so the check runs on real token ids, real padding and a shape the graph was not captured on (where
   all examples have the same length, as language-model blocks do, every other row's tail is masked as padding).
-- `compare`: the maximum absolute difference between the exported model's logits and PyTorch's on that batch;
+- `compare`: the maximum absolute difference between the exported model's outputs and PyTorch's on that batch;
   above the tolerance the export fails.
 - `latency_table`: median milliseconds per batch of 1 and of 32 examples, PyTorch eager vs the exported runtime,
   on this machine's CPU (same threads for both; see `torch.get_num_threads()` in the report).
@@ -29,17 +29,22 @@ def held_out_batch(datamodule: Any, size: int) -> dict[str, torch.Tensor]:
     datamodule.prepare_data()
     split = "test" if "test" in datamodule.splits else "validation"
     dataset = datamodule.splits[split]
-    rows = dataset.select(range(min(size, len(dataset)))).remove_columns("length")
-    batch = {key: value for key, value in datamodule.collator()([dict(row) for row in rows]).items() if key != "labels"}
+    rows = dataset.select(range(min(size, len(dataset))))
+    batch = datamodule.collate_inputs([dict(row) for row in rows])  # model inputs only, padded as in training
     mask = batch["attention_mask"]
     if bool(mask.all()) and mask.shape[1] > 1:  # equal lengths (language-model blocks): pad every other row's tail
         mask[1::2, mask.shape[1] // 2 :] = 0  # so the check covers the padded path real inputs take
     return batch
 
 
-def compare(reference: torch.Tensor, exported: np.ndarray, tolerance: float, what: str) -> float:
-    """The maximum absolute difference; fails above `tolerance` (the export is then not trustworthy)."""
-    difference = float(np.max(np.abs(reference.float().numpy() - exported.astype(np.float32))))
+def compare(reference: tuple[torch.Tensor, ...], exported: list[np.ndarray], tolerance: float, what: str) -> float:
+    """The maximum absolute difference over all outputs; fails above `tolerance` (the export is not trustworthy)."""
+    if len(reference) != len(exported):
+        raise UserInputError(f"{what} returns {len(exported)} outputs where PyTorch returns {len(reference)}")
+    difference = max(
+        float(np.max(np.abs(ours.float().numpy() - theirs.astype(np.float32))))
+        for ours, theirs in zip(reference, exported, strict=True)
+    )
     if not difference <= tolerance:  # also catches NaN
         raise UserInputError(f"{what} differs from PyTorch by {difference:.2e} (> tolerance {tolerance:g}) on the"
                              " held-out batch, so it was removed; try another format or onnx_exporter")  # fmt: skip

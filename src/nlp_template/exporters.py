@@ -1,7 +1,8 @@
 """Static-graph exports of a task's network: ONNX (run by onnxruntime) and TorchScript (run by `torch.jit.load`).
 
-Both take the same `LogitsModule`: the network with named tensor inputs (`input_ids`, `attention_mask`, and
-`token_type_ids` where the model was trained with them) and one output, `logits`. Batch and sequence axes stay
+Both take the task's `GraphModule` (`models/graph.py`): the network with named tensor inputs (`input_ids`,
+`attention_mask`, and `token_type_ids` where the model was trained with them) and the outputs the task names
+(`TaskModule.graph_outputs`, e.g. `logits`, or `start_logits` and `end_logits`). Batch and sequence axes stay
 dynamic: the graph is captured on a padded 2 x 8 example and `export_check.py` verifies it on a held-out batch of
 another shape.
 
@@ -20,33 +21,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nlp_template.models.graph import INPUT_NAMES, GraphModule
 from nlp_template.utils.errors import UserInputError
 from nlp_template.utils.hub import first_line
 
 log = logging.getLogger(__name__)
-INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 ONNX_EXPORTERS = ("auto", "dynamo", "torchscript")
 # Above this, ONNX weights go to a side file (`model.onnx.data`): a single protobuf file cannot exceed 2 GB.
 EXTERNAL_DATA_BYTES = 1_800_000_000
-
-
-class LogitsModule(torch.nn.Module):
-    """The network as a graph exporters understand: tensors in (in `INPUT_NAMES` order), logits out."""
-
-    def __init__(self, network: torch.nn.Module, input_names: list[str]) -> None:
-        super().__init__()
-        self.network = network
-        self.input_names = list(input_names)
-        # Exporters put a module back in the mode they found it in: a wrapper left in training mode would switch the
-        # network's dropout on after the export (the reference logits would then be noise).
-        self.eval()
-
-    def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """Logits; `token_type_ids` only for networks exported with them (see `graph_inputs`)."""
-        inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
-        return self.network(**{name: inputs[name] for name in self.input_names}).logits
 
 
 def graph_inputs(batch: dict[str, torch.Tensor], network: torch.nn.Module) -> list[str]:
@@ -84,14 +66,14 @@ def parameter_bytes(module: torch.nn.Module) -> int:
     return sum(parameter.numel() * parameter.element_size() for parameter in module.parameters())
 
 
-def write_onnx(module: LogitsModule, example: tuple[torch.Tensor, ...], directory: Path, exporter: str) -> Path:
+def write_onnx(module: GraphModule, example: tuple[torch.Tensor, ...], directory: Path, exporter: str) -> Path:
     """Write `model.onnx` with dynamic batch and sequence axes; `exporter` is auto, dynamo or torchscript."""
     if exporter not in ONNX_EXPORTERS:
         raise UserInputError(f"unknown onnx exporter '{exporter}'; use one of {list(ONNX_EXPORTERS)}")
     path = directory / "model.onnx"
     axes = {name: {0: "batch", 1: "sequence"} for name in module.input_names}
     external = parameter_bytes(module) > EXTERNAL_DATA_BYTES
-    common = {"input_names": module.input_names, "output_names": ["logits"], "external_data": external}
+    common = {"input_names": module.input_names, "output_names": module.output_names, "external_data": external}
     if exporter in ("auto", "dynamo"):
         try:
             with warnings.catch_warnings():
@@ -108,12 +90,12 @@ def write_onnx(module: LogitsModule, example: tuple[torch.Tensor, ...], director
                      _first_line(error))  # fmt: skip
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, example, str(path), dynamo=False, dynamic_axes={**axes, "logits": {0: "batch"}},
-                          **common)  # fmt: skip
+        outputs = {name: {0: "batch"} for name in module.output_names}
+        torch.onnx.export(module, example, str(path), dynamo=False, dynamic_axes={**axes, **outputs}, **common)
     return path
 
 
-def write_torchscript(module: LogitsModule, example: tuple[torch.Tensor, ...], directory: Path) -> Path:
+def write_torchscript(module: GraphModule, example: tuple[torch.Tensor, ...], directory: Path) -> Path:
     """Trace the module on the example and save `model.pt` (`torch.jit.load` runs it without this project)."""
     path = directory / "model.pt"
     try:
@@ -127,18 +109,19 @@ def write_torchscript(module: LogitsModule, example: tuple[torch.Tensor, ...], d
     return path
 
 
-def load_runner(path: Path, names: list[str]) -> Callable[[dict[str, torch.Tensor]], np.ndarray]:
-    """A function from a batch of tensors to the exported model's logits (numpy), for `.onnx` or `.pt` files."""
+def load_runner(path: Path, names: list[str]) -> Callable[[dict[str, torch.Tensor]], list[np.ndarray]]:
+    """A function from a batch of tensors to the exported model's outputs (numpy, in order), for `.onnx`/`.pt`."""
     if path.suffix == ".onnx":
         import onnxruntime
 
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        return lambda batch: session.run(["logits"], {name: batch[name].numpy() for name in names})[0]
+        return lambda batch: session.run(None, {name: batch[name].numpy() for name in names})
     loaded = torch.jit.load(str(path), map_location="cpu").eval()
 
-    def run(batch: dict[str, torch.Tensor]) -> np.ndarray:
+    def run(batch: dict[str, torch.Tensor]) -> list[np.ndarray]:
         with torch.no_grad():
-            return loaded(*(batch[name] for name in names)).numpy()
+            outputs = loaded(*(batch[name] for name in names))
+        return [output.numpy() for output in (outputs if isinstance(outputs, (tuple, list)) else (outputs,))]
 
     return run
 

@@ -7,6 +7,7 @@ sweepers optimise.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import sys
 import time
@@ -45,7 +46,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule.setup("fit")
 
     log.info("Instantiating model <%s>", cfg.model._target_)
-    model = hydra.utils.instantiate(cfg.model, _convert_="all", **datamodule.model_kwargs())
+    model = hydra.utils.instantiate(cfg.model, _convert_="all", **accepted(cfg.model, datamodule.model_kwargs()))
     model.nonfinite_loss = dict(cfg.get("nonfinite_loss") or {})  # stop (default) or skip NaN/inf losses
 
     ckpt_path = resolve_checkpoint(cfg)  # None, a path, or the newest last.ckpt of this experiment (last/auto)
@@ -90,6 +91,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         write_metrics(output_dir, metrics)
     finish_loggers(trainer)
     return metrics
+
+
+def accepted(model_cfg: DictConfig, facts: dict[str, Any]) -> dict[str, Any]:
+    """The data's facts (labels, vocabulary size, ...) that the model's constructor takes.
+
+    A model takes what it needs and no more: a model that builds no embedding does not declare `vocab_size`.
+    """
+    parameters = inspect.signature(hydra.utils.get_class(model_cfg._target_)).parameters
+    if any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters.values()):
+        return facts
+    return {key: value for key, value in facts.items() if key in parameters}
 
 
 def _first(results: list[dict]) -> dict:

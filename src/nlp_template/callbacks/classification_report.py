@@ -19,6 +19,8 @@ from typing import Any
 import lightning as L
 import torch
 
+from nlp_template.utils.logger_adapters import adapter_for
+
 log = logging.getLogger(__name__)
 
 
@@ -93,22 +95,13 @@ class ClassificationReport(L.Callback):
     def _log(self, trainer: L.Trainer, figure: Any) -> None:
         columns = ["text", "label", "prediction", "probability"]
         rows = [[sample[column] for column in columns] for sample in self.samples]
-        for logger in trainer.loggers:
-            kind, experiment = type(logger).__name__, logger.experiment
-            if kind == "TensorBoardLogger":
-                if figure is not None:
-                    experiment.add_figure("test/confusion_matrix", figure, global_step=trainer.global_step)
-                table = "\n".join(f"| {' | '.join(str(c) for c in row)} |" for row in rows)
-                experiment.add_text("test/predictions", f"| {' | '.join(columns)} |\n|---|---|---|---|\n{table}")
-            elif kind == "WandbLogger":
-                if figure is not None:
-                    logger.log_image("test/confusion_matrix", [figure])
-                logger.log_table("test/predictions", columns=columns, data=rows)
-            elif kind == "MLFlowLogger":
-                if figure is not None:
-                    experiment.log_figure(logger.run_id, figure, "confusion_matrix.png")
-                experiment.log_table(logger.run_id, {c: [r[i] for r in rows] for i, c in enumerate(columns)},
-                                     "test_predictions.json")  # fmt: skip
+        for adapter in map(adapter_for, trainer.loggers):
+            if figure is not None:
+                adapter.log_figure(
+                    "test/confusion_matrix", figure, trainer.global_step, artifact_file="confusion_matrix.png"
+                )
+            # Step None, as the table has always been logged: TensorBoard files it under step 0.
+            adapter.log_table("test/predictions", columns, rows, None, artifact_file="test_predictions.json")
 
 
 def _write_csv(path: Path, names: list[str], confusion: torch.Tensor) -> None:

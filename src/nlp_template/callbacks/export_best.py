@@ -13,8 +13,8 @@ import logging
 from pathlib import Path
 
 import lightning as L
-from omegaconf import OmegaConf
 
+from nlp_template.exporting import export, export_config
 from nlp_template.utils.hub import first_line
 
 log = logging.getLogger(__name__)
@@ -51,11 +51,9 @@ class ExportBestCheckpoint(L.Callback):
         if output.exists():
             log.info("Export kept: %s exists", output)
             return
-        from nlp_template.export import export  # the entry point's code, imported only when it is used
-
-        cfg = OmegaConf.create({"ckpt_path": best, "format": self.format, "output": str(output), "overwrite": False,
-                                "onnx_exporter": "auto", "tolerance": self.tolerance, "verify_examples": 32,
-                                "latency": {"batch_sizes": [], "repeats": 0}})  # fmt: skip
+        # conf/export.yaml's settings (one place for the defaults), without the timing: the run is over.
+        cfg = export_config(ckpt_path=best, format=self.format, output=str(output), tolerance=self.tolerance,
+                            latency={"repeats": 0})  # fmt: skip
         try:
             self.exported = export(cfg)
         except Exception as error:  # the run itself succeeded: say why there is no export, do not fail it

@@ -16,7 +16,8 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.trainer.states import TrainerFn
 
-from nlp_template.models.predictions import generate
+from nlp_template.models.generation import generate
+from nlp_template.utils.logger_adapters import adapter_for
 
 log = logging.getLogger(__name__)
 
@@ -89,12 +90,10 @@ class GenerationSamples(L.Callback):
         if trainer.default_root_dir:
             with open(Path(trainer.default_root_dir) / "samples.md", "a") as handle:
                 handle.write(text)
-        for logger in trainer.loggers:
-            experiment = getattr(logger, "experiment", None)
-            if hasattr(experiment, "add_text"):  # TensorBoard
-                experiment.add_text("samples", text, global_step=step)
-            elif hasattr(logger, "log_text"):  # Weights & Biases
-                rows = [[s["prompt"], s["greedy"], s["sampled"]] for s in samples]
-                logger.log_text("samples", columns=["prompt", "greedy", "sampled"], data=rows, step=step)
-            elif hasattr(experiment, "log_text") and hasattr(logger, "run_id"):  # MLflow
-                experiment.log_text(logger.run_id, text, f"samples/step_{step:07d}.md")
+        columns = ["prompt", "greedy", "sampled"]
+        rows = [[sample[column] for column in columns] for sample in samples]
+        for adapter in map(adapter_for, trainer.loggers):
+            if adapter.prefers_tables:  # W&B: a column per continuation, instead of the markdown
+                adapter.log_table("samples", columns, rows, step)
+            else:  # TensorBoard renders the markdown; MLflow keeps it as samples/step_NNNNNNN.md
+                adapter.log_text("samples", text, step)

@@ -42,6 +42,7 @@ class ThroughputMonitor(L.Callback):
         self._quadratic: tuple[float, float, float] | tuple[()] | None = None
         self._meta_network: torch.nn.Module | None = None
         self._counts_flops = True  # false for networks the meta-device count cannot run (e.g. packed RNNs)
+        self._outputs: tuple[str, ...] = ("logits",)  # the network outputs the backward pass starts from
         self._reset()
 
     def _reset(self) -> None:
@@ -80,8 +81,8 @@ class ThroughputMonitor(L.Callback):
         # Anomaly detection (debug=fdr) would inspect values, which meta tensors do not have.
         with torch.autograd.set_detect_anomaly(False), FlopCounterMode(display=False) as counter:
             output = self._meta_network(input_ids=ids)  # no mask: a real one would need values (.item())
-            logits = output.logits if hasattr(output, "logits") else output
-            logits.float().sum().backward()
+            # Every output the task exports (`logits`; `start_logits` + `end_logits` for question answering).
+            sum(getattr(output, name).float().sum() for name in self._outputs).backward()
         return counter.get_total_flops()
 
     def _fit_quadratic(self, network: torch.nn.Module) -> tuple[float, float, float] | tuple[()]:
@@ -92,7 +93,8 @@ class ThroughputMonitor(L.Callback):
 
     # -------------------------------------------------------------------------------------------------- callbacks
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Find the device's peak FLOP/s for the training dtype (None when unknown)."""
+        """Find the device's peak FLOP/s for the training dtype (None when unknown) and the task's outputs."""
+        self._outputs = tuple(getattr(pl_module, "graph_outputs", self._outputs))
         if self.peak_flops is None:
             dtype = {"bf16": torch.bfloat16, "16": torch.float16}.get(str(trainer.precision).split("-")[0])
             self.peak_flops = get_available_flops(pl_module.device, dtype or torch.float32)

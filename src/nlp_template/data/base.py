@@ -1,9 +1,19 @@
-"""`TokenizedDataModule`: what every task's data module shares.
+"""`TokenizedDataModule`: what every task's data module shares, as a template method with hooks.
 
-raw splits (a source) -> validation carve and subset -> tokenizer (pretrained, or trained and cached) -> tokenized
-splits cached on disk -> length-aware batches padded to their own longest sequence. A task's data module (sentence
-classification, token classification, language modelling) only says how its examples become token ids and labels
-(`_build`) and how a batch is padded (`collator`).
+raw splits (a source) -> checks -> validation carve and subset -> label set -> tokenizer (pretrained, or trained and
+cached) -> tokenized splits cached on disk -> length-aware batches padded to their own longest sequence.
+`prepare_data` runs these steps; a task's data module only fills in the hooks below and never calls private
+methods of this class:
+
+- `columns()`: config key -> column name, checked in every split (a missing one is a one-line error);
+- `check_split(split, data)`: labels, texts, ... of one raw split, before the carve (row numbers are the source's);
+- `prepare_labels(raw)`: decide the label set (`self.labels`) and return the splits to encode;
+- `tokenizer_texts(train)`: the texts a tokenizer is trained on when none is configured;
+- `encode(batch, split)`: a batch of raw rows -> model inputs, `labels`, `length` and a `truncated` flag per
+  feature. Prediction encodes its inputs with this same function (`split="predict"`, no label column);
+- `collator()`, `model_kwargs()` (the facts the model needs), `cache_settings()` (what else decides the token ids);
+- prediction: `prediction_columns()` (what an input file must hold) and `prediction_examples(records)` (raw
+  prediction records -> rows `encode` understands, e.g. words with character offsets for tagging).
 """
 
 from __future__ import annotations
@@ -11,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import lightning as L
 import numpy as np
@@ -21,16 +31,16 @@ from filelock import FileLock
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
-from nlp_template.data.batching import MODES, LengthAwareBatchSampler
-from nlp_template.data.cache import cache_key
-from nlp_template.data.tokenizer import cached_trained_tokenizer, load_pretrained_tokenizer
+from nlp_template.data.batching import LengthAwareBatchSampler, check_batching
+from nlp_template.data.cache import cache_key, cached_splits
+from nlp_template.data.tokenizer import cached_trained_tokenizer, load_pretrained_tokenizer, tokenizer_fingerprint
 from nlp_template.utils.errors import UserInputError
 
 log = logging.getLogger(__name__)
 
 
 class TokenizedDataModule(L.LightningDataModule):
-    """Base class of the data modules; subclasses implement `_build()` and `collator()`.
+    """Base class of the data modules; subclasses fill in the hooks listed in the module docstring.
 
     Args:
         source: an object with `load() -> DatasetDict` and `fingerprint() -> str` (see `data/sources.py`).
@@ -78,7 +88,7 @@ class TokenizedDataModule(L.LightningDataModule):
         output_dir: str | None = None,
     ) -> None:
         super().__init__()
-        _check_batching(batching, batch_size, eval_batch_size, max_length, max_tokens, batch_size_multiple)
+        check_batching(batching, batch_size, eval_batch_size, max_length, max_tokens, batch_size_multiple)
         self.source = source
         self.tokenizer_name = tokenizer
         self.tokenizer_type = tokenizer_type
@@ -102,6 +112,50 @@ class TokenizedDataModule(L.LightningDataModule):
         self.splits: DatasetDict | None = None
         self.stats: dict = {}
         self._resume: dict | None = None
+        self.labels: list[str] | None = None
+
+    # ----------------------------------------------------------------------------------------------------- preparation
+    # Where a task's data module differs from the others; see the module docstring.
+    carve_validation: ClassVar[bool] = True  # carve a validation split from train when the source has none
+    cache_version: ClassVar[str] = "v1"  # bump when `encode` changes what it writes, so old cache entries go unused
+
+    def columns(self) -> dict[str, str]:
+        """Config key (`data.<key>`) -> column name, for every column each split must have."""
+        return {}
+
+    def check_split(self, split: str, data: Dataset) -> None:
+        """Check one raw split (labels, texts, ...) before the validation carve; raise `UserInputError`."""
+
+    def prepare_labels(self, raw: DatasetDict) -> DatasetDict:
+        """Decide the label set (set `self.labels`), checking every split against it; returns the splits to encode."""
+        return raw
+
+    def tokenizer_texts(self, train: Dataset) -> Iterator[str]:
+        """The texts a tokenizer is trained on when `data.tokenizer` is not set."""
+        raise NotImplementedError(f"{type(self).__name__} must implement tokenizer_texts(train)")
+
+    def encode(self, batch: dict[str, list], split: str) -> dict[str, list]:
+        """Raw rows (columns of lists) -> model inputs, `labels`, `length` and `truncated`, one entry per feature.
+
+        `split` is `train`, `validation`, `test`, or `predict` (inputs without labels, from `nlp-predict`).
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement encode(batch, split)")
+
+    def tokenize(self, raw: DatasetDict) -> tuple[DatasetDict, dict]:
+        """All splits -> (encoded splits with a `length` column, per-split statistics); `encode` per batch."""
+        return self.encode_splits(raw, self.encode)
+
+    def cache_settings(self) -> list[Any]:
+        """Settings of this data module that decide the token ids, besides the data, tokenizer and labels."""
+        return []
+
+    def prediction_columns(self) -> list[str]:
+        """Columns a prediction input must have (a plain-text input file fills the first one, one line each)."""
+        return [column for key, column in self.columns().items() if "label" not in key and "tag" not in key]
+
+    def prediction_examples(self, records: list[dict]) -> list[dict]:
+        """Prediction records (the columns of `prediction_columns`, plus `line`) -> rows for `encode`."""
+        return records
 
     # ----------------------------------------------------------------------------------------------------- preparation
     def prepare_data(self) -> None:
@@ -123,17 +177,35 @@ class TokenizedDataModule(L.LightningDataModule):
         self.prepare_data()
 
     def _build(self) -> None:
-        """Set `self.splits` (tokenized, with a `length` column), `self.tokenizer` and `self.stats`."""
-        raise NotImplementedError
+        """The template: raw splits -> labels -> tokenizer -> encoded splits (cached) -> `splits`, `stats`."""
+        raw, data_key = self.load_splits()
+        raw = self.prepare_labels(raw)
+        self.tokenizer = self.make_tokenizer(self.tokenizer_texts(raw["train"]), cache_key(data_key, self.columns()))
+        key = cache_key(
+            type(self).__qualname__, self.cache_version, data_key, self.columns(), self.labels,
+            tokenizer_fingerprint(self.tokenizer), self.max_length, self.cache_settings(),
+        )  # fmt: skip
+        self.splits, meta = cached_splits(self.cache_dir, key, lambda: self._tokenize_with_stats(raw))
+        self.stats = meta["stats"]
+        self.log_truncation()
 
-    def _load_raw(self, carve: bool = True) -> tuple[DatasetDict, str]:
-        """The source's splits (validation carved from train if needed), and a key that identifies them."""
+    def _tokenize_with_stats(self, raw: DatasetDict) -> tuple[DatasetDict, dict]:
+        splits, stats = self.tokenize(raw)
+        return splits, {"stats": stats}
+
+    def load_splits(self) -> tuple[DatasetDict, str]:
+        """The source's splits, checked, validation carved from train if needed, the training subset taken.
+
+        Returns the splits and a key that identifies them. Checks: `columns()` in every split, then `check_split`.
+        """
         raw = self.source.load()
         if "train" not in raw:
             raise UserInputError(f"the data source has no train split (it has {list(raw)}); configure one")
-        raw = self._check_raw(raw)  # before the carve: row numbers in messages are the source's
+        self.check_columns(raw, self.columns())
+        for split, data in raw.items():  # before the carve: row numbers in messages are the source's
+            self.check_split(split, data)
         carved = None
-        if carve and "validation" not in raw:
+        if self.carve_validation and "validation" not in raw:
             if not 0 < self.validation_fraction < 1:
                 raise UserInputError(
                     f"data.validation_fraction must be between 0 and 1 to carve a validation split from train, got"
@@ -149,10 +221,6 @@ class TokenizedDataModule(L.LightningDataModule):
             raw = DatasetDict({**raw, "train": train})
         return raw, cache_key(self.source.fingerprint(), carved, subset)
 
-    def _check_raw(self, raw: DatasetDict) -> DatasetDict:
-        """Check the source's splits before the carve (subclasses: columns, labels, texts); returns those to use."""
-        return raw
-
     def _check_token_budget(self) -> None:
         """With `batching=token_budget`, every training example must fit `max_tokens` on its own."""
         if self.batching != "token_budget" or not self.splits["train"].num_rows:
@@ -166,7 +234,7 @@ class TokenizedDataModule(L.LightningDataModule):
             )
 
     @staticmethod
-    def _check_columns(raw: DatasetDict, roles: dict[str, str]) -> None:
+    def check_columns(raw: DatasetDict, roles: dict[str, str]) -> None:
         """Fail clearly when a split lacks a configured column; `roles` maps a config key to its column name."""
         for split, data in raw.items():
             for key, column in roles.items():
@@ -176,13 +244,21 @@ class TokenizedDataModule(L.LightningDataModule):
                         f" Set data.{key}=<one of them>"
                     )
 
-    def _make_tokenizer(self, texts: Iterator[str], data_key: str) -> PreTrainedTokenizerBase:
+    def make_tokenizer(self, texts: Iterator[str], data_key: str) -> PreTrainedTokenizerBase:
         """The configured pretrained tokenizer, or one trained on `texts` (cached by the data and settings)."""
         if self.tokenizer_name:
             return load_pretrained_tokenizer(self.tokenizer_name)
         return cached_trained_tokenizer(
             self.tokenizer_type, texts, data_key, self.vocab_size, self.lowercase, self.cache_dir
         )
+
+    def load_tokenizer(self) -> PreTrainedTokenizerBase:
+        """The configured tokenizer without preparing any data (prediction: the run's saved tokenizer)."""
+        if self.tokenizer is None:
+            if not self.tokenizer_name:
+                raise UserInputError("no tokenizer to load: set data.tokenizer to the run's tokenizer directory")
+            self.tokenizer = load_pretrained_tokenizer(self.tokenizer_name)
+        return self.tokenizer
 
     @staticmethod
     def encode_splits(raw: DatasetDict, encode: Callable[..., dict]) -> tuple[DatasetDict, dict]:
@@ -210,7 +286,8 @@ class TokenizedDataModule(L.LightningDataModule):
         }
         return encoded.remove_columns("truncated"), stats
 
-    def _log_truncation(self) -> None:
+    def log_truncation(self) -> None:
+        """Warn how many examples of each split were cut to `max_length`."""
         for split, stat in self.stats.items():
             if stat.get("truncated"):
                 log.warning(
@@ -228,6 +305,30 @@ class TokenizedDataModule(L.LightningDataModule):
             self.tokenizer.save_pretrained(str(path))
         self.tokenizer_path = str(path.resolve())
 
+    # ------------------------------------------------------------------------------------------------------ prediction
+    def encode_records(self, records: list[dict]) -> tuple[list[dict], list[dict]]:
+        """Prediction records -> (examples, features): the rows `encode` saw, and its output per feature.
+
+        The same `encode` as training, so a text is tokenized, truncated and windowed exactly as in training.
+        """
+        self.load_tokenizer()
+        examples = self.prediction_examples(records)
+        columns = {key for example in examples for key in example}
+        encoded = self.encode({key: [example.get(key) for example in examples] for key in columns}, split="predict")
+        features = [dict(zip(encoded, values, strict=True)) for values in zip(*encoded.values(), strict=True)]
+        return examples, features
+
+    def collate_inputs(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        """The model inputs of encoded features as one padded batch (as in training, without labels)."""
+        names = set(self.tokenizer.model_input_names)
+        inputs = [{key: value for key, value in feature.items() if key in names} for feature in features]
+        batch = self.collator()(inputs)
+        return {key: value for key, value in batch.items() if key in names}
+
+    def inference_settings(self) -> dict[str, Any]:
+        """What an exported model needs to be fed like the trained one (written to `export_info.json`)."""
+        return {"max_length": self.max_length}
+
     def model_kwargs(self) -> dict[str, Any]:
         """What the model must know about the data: vocabulary size, pad id, tokenizer location (and more)."""
         assert self.tokenizer is not None, "call prepare_data()/setup() first"
@@ -236,7 +337,7 @@ class TokenizedDataModule(L.LightningDataModule):
             "pad_token_id": self.tokenizer.pad_token_id,
             "tokenizer_path": self.tokenizer_path,
         }
-        if getattr(self, "labels", None):  # classification and tagging: the label set, in id order
+        if self.labels:  # classification and tagging: the label set, in id order
             facts["id2label"] = dict(enumerate(self.labels))
         return facts
 
@@ -313,42 +414,3 @@ class TokenizedDataModule(L.LightningDataModule):
     def load_state_dict(self, state_dict: dict) -> None:
         """Resume the training sampler where the checkpoint left it (applied when the loader is built)."""
         self._resume = state_dict.get("batching")
-
-
-def _check_batching(
-    batching: str, batch_size: Any, eval_batch_size: Any, max_length: Any, max_tokens: Any, batch_size_multiple: Any
-) -> None:
-    """Fail clearly on batch settings that cannot work (before any data is read)."""
-    if batching not in MODES:
-        raise UserInputError(f"unknown data.batching '{batching}'; use one of {list(MODES)}")
-    sizes = {"batch_size": batch_size, "eval_batch_size": eval_batch_size, "max_length": max_length,
-             "max_tokens": max_tokens, "batch_size_multiple": batch_size_multiple}  # fmt: skip
-    for name, value in sizes.items():
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-            raise UserInputError(f"data.{name} must be a positive integer, got {value!r}")
-    if batching == "token_budget" and max_tokens is None:
-        raise UserInputError(
-            "data.batching=token_budget needs data.max_tokens (tokens per batch, padding included), e.g."
-            " data.max_tokens=4096"
-        )
-    if batching != "token_budget" and batch_size is None:
-        raise UserInputError(f"data.batching={batching} needs data.batch_size (or use data.batching=token_budget)")
-
-
-def sorted_labels(values: list) -> list[str]:
-    """Distinct labels in a stable order: numeric order for integers, alphabetical for strings."""
-    distinct = set(values)
-    if None in distinct:
-        raise UserInputError("the training split has empty labels; every example needs a label")
-    ordered = sorted(distinct) if all(isinstance(v, (int, float)) for v in distinct) else sorted(map(str, distinct))
-    return [str(label) for label in ordered]
-
-
-def check_labels(split: str, values: set[str], labels: list[str]) -> None:
-    """Fail clearly when a split holds labels outside the label set."""
-    unknown = sorted(values - set(labels))
-    if unknown:
-        raise UserInputError(
-            f"{split} split has labels not in the label set: {unknown[:10]} (label set: {labels}). Fix the data,"
-            " or list every label in data.labels=[...]"
-        )

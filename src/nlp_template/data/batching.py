@@ -21,9 +21,12 @@ not yet seen. Lightning must not wrap it in its own distributed sampler: the tra
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 from torch.utils.data import Sampler
+
+from nlp_template.utils.errors import UserInputError
 
 MODES = ("random", "length_grouped", "token_budget")
 
@@ -179,3 +182,23 @@ def _split_until_divisible(batches: list[list[int]], parts: int) -> list[list[in
         half = len(batch) // 2
         batches[largest : largest + 1] = [batch[:half], batch[half:]]
     return batches
+
+
+def check_batching(
+    batching: str, batch_size: Any, eval_batch_size: Any, max_length: Any, max_tokens: Any, batch_size_multiple: Any
+) -> None:
+    """Fail clearly on batch settings that cannot work (before any data is read)."""
+    if batching not in MODES:
+        raise UserInputError(f"unknown data.batching '{batching}'; use one of {list(MODES)}")
+    sizes = {"batch_size": batch_size, "eval_batch_size": eval_batch_size, "max_length": max_length,
+             "max_tokens": max_tokens, "batch_size_multiple": batch_size_multiple}  # fmt: skip
+    for name, value in sizes.items():
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise UserInputError(f"data.{name} must be a positive integer, got {value!r}")
+    if batching == "token_budget" and max_tokens is None:
+        raise UserInputError(
+            "data.batching=token_budget needs data.max_tokens (tokens per batch, padding included), e.g."
+            " data.max_tokens=4096"
+        )
+    if batching != "token_budget" and batch_size is None:
+        raise UserInputError(f"data.batching={batching} needs data.batch_size (or use data.batching=token_budget)")

@@ -9,6 +9,7 @@ validation text overlaps a training block.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -17,8 +18,6 @@ from datasets import Dataset, DatasetDict
 from transformers import PreTrainedTokenizerBase
 
 from nlp_template.data.base import TokenizedDataModule
-from nlp_template.data.cache import cache_key, cached_splits
-from nlp_template.data.tokenizer import tokenizer_fingerprint
 from nlp_template.utils.errors import UserInputError
 
 
@@ -47,31 +46,58 @@ class LanguageModelingDataModule(TokenizedDataModule):
         self.block_size = block_size
         self.eos_between_documents = eos_between_documents
 
-    def _build(self) -> None:
-        raw, data_key = self._load_raw(carve=False)
-        self._check_columns(raw, {"text_column": self.text_column})
-        if not any(text and text.strip() for text in raw["train"][self.text_column]):
+    carve_validation = False  # validation is the end of the training stream (see `tokenize`), not random rows
+
+    def columns(self) -> dict[str, str]:
+        """The text column."""
+        return {"text_column": self.text_column}
+
+    def check_split(self, split: str, data: Dataset) -> None:
+        """The training text must hold more than whitespace."""
+        if split == "train" and not any(text and text.strip() for text in data[self.text_column]):
             raise UserInputError("the training text is empty (or only whitespace): give data.source.train some text")
-        tokenizer = self._make_tokenizer(iter(raw["train"][self.text_column]), cache_key(data_key, self.text_column))
+
+    def tokenizer_texts(self, train: Dataset) -> Iterator[str]:
+        """The training text."""
+        return iter(train[self.text_column])
+
+    def make_tokenizer(self, texts: Iterator[str], data_key: str) -> PreTrainedTokenizerBase:
+        """The configured or trained tokenizer, padding with end-of-text where it has no pad token."""
+        tokenizer = super().make_tokenizer(texts, data_key)
         if tokenizer.pad_token is None:  # GPT-2 style tokenizers have none; padding is masked out anyway
             tokenizer.pad_token = tokenizer.eos_token
-        key = cache_key(
-            "language-modeling-v1", data_key, self.text_column, tokenizer_fingerprint(tokenizer), self.block_size,
-            self.eos_between_documents, self.validation_fraction,
-        )  # fmt: skip
-        self.splits, meta = cached_splits(self.cache_dir, key, lambda: self._tokenize(raw, tokenizer))
-        self.tokenizer, self.stats = tokenizer, meta["stats"]
+        return tokenizer
 
-    def _tokenize(self, raw: DatasetDict, tokenizer: PreTrainedTokenizerBase) -> tuple[DatasetDict, dict]:
-        separator = self._separator(tokenizer)
+    def load_tokenizer(self) -> PreTrainedTokenizerBase:
+        """The saved tokenizer, with the same pad token as in training."""
+        tokenizer = super().load_tokenizer()
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        return tokenizer
 
-        def encode(batch: dict) -> dict:
-            ids = tokenizer([text or "" for text in batch[self.text_column]], add_special_tokens=False)["input_ids"]
-            return {"input_ids": [row + separator for row in ids]}
+    def inference_settings(self) -> dict[str, Any]:
+        """The context length: a block."""
+        return {"max_length": self.block_size}
 
+    def cache_settings(self) -> list[Any]:
+        """Block size, document separators and the contiguous validation cut."""
+        return [self.block_size, self.eos_between_documents, self.validation_fraction]
+
+    def encode(self, batch: dict[str, list], split: str) -> dict[str, list]:
+        """Token ids of each text (no special tokens), with the document separator where configured.
+
+        Prediction prompts (`split="predict"`) get no separator: it would end the document the model should continue.
+        """
+        separator = self._separator(self.tokenizer) if split != "predict" else []
+        ids = self.tokenizer([text or "" for text in batch[self.text_column]], add_special_tokens=False)["input_ids"]
+        return {"input_ids": [row + separator for row in ids]}
+
+    def tokenize(self, raw: DatasetDict) -> tuple[DatasetDict, dict]:
+        """One token stream per split, cut into blocks of `block_size` tokens."""
         streams = {}
         for split, data in raw.items():
-            encoded = data.map(encode, batched=True, remove_columns=data.column_names, desc=f"Tokenizing {split}")
+            encoded = data.map(self.encode, batched=True, remove_columns=data.column_names,
+                               desc=f"Tokenizing {split}", fn_kwargs={"split": split})  # fmt: skip
             streams[split] = _concatenate(encoded["input_ids"])
         if "validation" not in streams:
             cut = int(round(len(streams["train"]) * (1 - self.validation_fraction)))
@@ -84,7 +110,7 @@ class LanguageModelingDataModule(TokenizedDataModule):
                 )
         splits = DatasetDict({split: self._blocks(stream) for split, stream in streams.items()})
         stats = {split: {"tokens": len(stream), "blocks": splits[split].num_rows} for split, stream in streams.items()}
-        return splits, {"stats": stats}
+        return splits, stats
 
     def _separator(self, tokenizer: PreTrainedTokenizerBase) -> list[int]:
         if not self.eos_between_documents:

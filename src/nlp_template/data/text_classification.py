@@ -1,4 +1,4 @@
-"""`TextClassificationDataModule`: sentence or sentence-pair classification.
+"""`TextClassificationDataModule`: sentence or sentence-pair classification, multi-label classification, regression.
 
 One data module serves every classification data set; what differs between data sets (where the text comes from,
 the column names, the label set) is configuration in `conf/data/`. The shared machinery (sources, tokenizer,
@@ -7,28 +7,39 @@ cache, batching, resume) is in `data/base.py`.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import ClassLabel, Dataset, DatasetDict, Value
-from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
+from transformers import DataCollatorWithPadding
 
-from nlp_template.data.base import TokenizedDataModule, check_labels, sorted_labels
-from nlp_template.data.cache import cache_key, cached_splits
-from nlp_template.data.tokenizer import tokenizer_fingerprint
+from nlp_template.data.base import TokenizedDataModule
+from nlp_template.data.labels import check_labels, sorted_labels
 from nlp_template.utils.errors import UserInputError
+
+PROBLEM_TYPES = ("single_label_classification", "multi_label_classification", "regression")
 
 
 class TextClassificationDataModule(TokenizedDataModule):
-    """Sentence (or sentence-pair) classification data.
+    """Sentence (or sentence-pair) classification, multi-label classification and regression data.
+
+    The kind of problem follows the label column unless `problem_type` says otherwise: numbers with a fraction
+    (a float column, e.g. STS-B similarity scores) are regression targets, lists of labels (JSONL/Parquet) or strings
+    split by `label_separator` are multi-label, anything else is one class per example. A float column is never
+    turned into classes behind the user's back.
 
     Args:
         source: an object with `load() -> DatasetDict` and `fingerprint() -> str` (see `data/sources.py`).
         text_column: column with the text.
         text_pair_column: optional second text column for sentence-pair tasks (NLI, paraphrase).
-        label_column: column with the labels (strings or integers).
+        label_column: column with the labels (strings or integers; floats for regression; lists for multi-label).
         labels: the label set in id order; None takes the sorted labels of the training split.
+        problem_type: `single_label_classification`, `multi_label_classification` or `regression`; None: from the
+            label column as above.
+        label_separator: split string labels on this to get multi-label sets (e.g. `|` for `sports|politics`).
         **kwargs: tokenizer, batching, caching and split settings of `TokenizedDataModule` (`data/base.py`).
     """
 
@@ -39,75 +50,133 @@ class TextClassificationDataModule(TokenizedDataModule):
         text_pair_column: str | None = None,
         label_column: str = "label",
         labels: list[str] | None = None,
+        problem_type: str | None = None,
+        label_separator: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(source, **kwargs)
+        if problem_type is not None and problem_type not in PROBLEM_TYPES:
+            raise UserInputError(f"unknown data.problem_type '{problem_type}'; use one of {list(PROBLEM_TYPES)} (or"
+                                 " null to take it from the label column)")  # fmt: skip
         self.text_columns = [text_column] + ([text_pair_column] if text_pair_column else [])
         self.text_column, self.text_pair_column = text_column, text_pair_column
         self.label_column = label_column
         self.labels = [str(label) for label in labels] if labels else None
+        self.problem_type = problem_type
+        self.label_separator = label_separator
 
-    def _roles(self) -> dict[str, str]:
+    def columns(self) -> dict[str, str]:
+        """The text column(s) and the label column."""
         roles = {"text_column": self.text_column, "label_column": self.label_column}
         if self.text_pair_column:
             roles["text_pair_column"] = self.text_pair_column
         return roles
 
-    def _check_raw(self, raw: DatasetDict) -> DatasetDict:
-        """Columns present; labels of one kind and never empty; no empty text.
+    def check_split(self, split: str, data: Dataset) -> None:
+        """Labels of one kind and never empty; no empty text.
 
         An empty (or whitespace-only) text with a label is broken data: training on it would teach the model a label
         for nothing, and leaving it out silently would change the data behind the user's back, so it is an error
-        that names the rows. Runs on the source's splits before the validation carve, so the rows named are the
-        source's (1 = first example).
+        that names the rows (1 = the source's first example).
         """
-        self._check_columns(raw, self._roles())
-        for split, data in raw.items():
-            _check_label_values(split, data, self.label_column)
-            empty = sorted({i for column in self.text_columns for i in _blank_rows(data, column)})
-            if empty:
-                raise UserInputError(
-                    f"{split} split has {len(empty)} empty text(s) in {_columns(self.text_columns)} at row(s)"
-                    f" {_rows(empty)} (1 = first example); remove those rows or fill in their text"
-                )
+        _check_label_values(split, data, self.label_column)
+        empty = sorted({i for column in self.text_columns for i in _blank_rows(data, column)})
+        if empty:
+            raise UserInputError(
+                f"{split} split has {len(empty)} empty text(s) in {_columns(self.text_columns)} at row(s)"
+                f" {_rows(empty)} (1 = first example); remove those rows or fill in their text"
+            )
+
+    def prepare_labels(self, raw: DatasetDict) -> DatasetDict:
+        """The problem type and the label set (none for regression), every split checked against it."""
+        raw, class_names = _class_label_names(raw, self.label_column)
+        self.problem_type = self.problem_type or _infer_problem_type(raw["train"], self.label_column,
+                                                                     self.label_separator)  # fmt: skip
+        if self.problem_type == "regression":
+            for split, data in raw.items():
+                _check_numeric(split, data, self.label_column)
+            self.labels = None
+            return raw
+        sets = {split: self._label_sets(data[self.label_column]) for split, data in raw.items()}
+        if self.problem_type == "multi_label_classification":
+            self.labels = self.labels or sorted({label for rows in sets["train"] for label in rows})
+        else:
+            self.labels = self.labels or class_names or sorted_labels(raw["train"][self.label_column])
+        for split, rows in sets.items():
+            check_labels(split, {label for row in rows for label in row}, self.labels)
         return raw
 
-    def _build(self) -> None:
-        raw, data_key = self._load_raw()  # columns, labels and texts checked by _check_raw
-        raw, class_names = _class_label_names(raw, self.label_column)
-        labels = self.labels or class_names or sorted_labels(raw["train"][self.label_column])
-        for split, data in raw.items():
-            check_labels(split, {str(value) for value in data[self.label_column]}, labels)
-        texts = (text for column in self.text_columns for text in raw["train"][column])
-        tokenizer = self._make_tokenizer(texts, cache_key(data_key, self.text_columns))
-        key = cache_key(
-            "text-classification-v2", data_key, self.text_columns, self.label_column, labels,
-            tokenizer_fingerprint(tokenizer), self.max_length,
-        )  # fmt: skip
-        self.splits, meta = cached_splits(self.cache_dir, key, lambda: self._tokenize(raw, tokenizer, labels))
-        self.tokenizer, self.labels, self.stats = tokenizer, meta["labels"], meta["stats"]
-        self._log_truncation()
+    def _label_sets(self, values: list) -> list[list[str]]:
+        """Every example's labels as a list of strings (one label, unless multi-label)."""
+        if self.problem_type != "multi_label_classification":
+            return [[str(value)] for value in values]
+        if self.label_separator:
+            parts = (str(value).split(self.label_separator) for value in values)
+            return [[part.strip() for part in row if part.strip()] for row in parts]
+        if values and not isinstance(values[0], list):
+            raise UserInputError(f"multi-label data needs a list of labels per example (JSONL/Parquet) or"
+                                 f" data.label_separator=<char> to split '{self.label_column}' strings")  # fmt: skip
+        return [[str(label) for label in value] for value in values]
 
-    def _tokenize(self, raw: DatasetDict, tokenizer: PreTrainedTokenizerBase, labels: list[str]) -> tuple:
-        label_ids = {label: index for index, label in enumerate(labels)}
+    def tokenizer_texts(self, train: Dataset) -> Iterator[str]:
+        """Both texts of every training example."""
+        return (text for column in self.text_columns for text in train[column])
 
-        def encode(batch: dict, split: str) -> dict:
-            encoded = tokenizer(
-                *[[text or "" for text in batch[column]] for column in self.text_columns],
-                truncation=True,
-                max_length=self.max_length,
-            )
-            encoded["labels"] = [label_ids[str(label)] for label in batch[self.label_column]]
-            encoded["truncated"] = [bool(encoding.overflowing) for encoding in encoded.encodings]
-            encoded["length"] = [len(ids) for ids in encoded["input_ids"]]  # for the length-aware batch samplers
-            return dict(encoded)
+    def cache_settings(self) -> list[Any]:
+        """The problem type and the label separator (they decide the `labels` column)."""
+        return [self.problem_type, self.label_separator]
 
-        encoded, stats = self.encode_splits(raw, encode)
-        return encoded, {"labels": labels, "stats": stats}
+    def encode(self, batch: dict[str, list], split: str) -> dict[str, list]:
+        """Token ids of the text (pair) truncated to `max_length`; labels as ids, multi-hot rows or floats."""
+        encoded = self.tokenizer(
+            *[[text or "" for text in batch[column]] for column in self.text_columns],
+            truncation=True,
+            max_length=self.max_length,
+        )
+        if batch.get(self.label_column) is not None and split != "predict":
+            encoded["labels"] = self._label_values(batch[self.label_column])
+        encoded["truncated"] = [bool(encoding.overflowing) for encoding in encoded.encodings]
+        encoded["length"] = [len(ids) for ids in encoded["input_ids"]]  # for the length-aware batch samplers
+        return dict(encoded)
+
+    def _label_values(self, values: list) -> list:
+        if self.problem_type == "regression":
+            return [float(value) for value in values]
+        index = {label: position for position, label in enumerate(self.labels)}
+        if self.problem_type == "multi_label_classification":
+            rows = [[0.0] * len(self.labels) for _ in values]
+            for row, labels in zip(rows, self._label_sets(values), strict=True):
+                for label in labels:
+                    row[index[label]] = 1.0
+            return rows
+        return [index[str(value)] for value in values]
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """The shared facts plus the problem type (the model's loss and metrics follow it)."""
+        return {**super().model_kwargs(), "problem_type": self.problem_type}
 
     def collator(self) -> DataCollatorWithPadding:
         """Pad input ids, masks and token types to the longest example of the batch."""
         return DataCollatorWithPadding(self.tokenizer, pad_to_multiple_of=self._pad_multiple())
+
+
+def _infer_problem_type(train: Dataset, column: str, separator: str | None) -> str:
+    """Multi-label for lists (or a separator), regression for a float column, else one class per example."""
+    kind = train.data.schema.field(column).type
+    if separator or pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return "multi_label_classification"
+    if pa.types.is_floating(kind):
+        return "regression"
+    return "single_label_classification"
+
+
+def _check_numeric(split: str, data: Dataset, column: str) -> None:
+    """Regression targets must be finite numbers."""
+    for row, value in enumerate(data[column]):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise UserInputError(f"{split} split: regression needs a number in column '{column}', row {row + 1} has"
+                                 f" {value!r}; fix the data, or set data.problem_type=single_label_classification"
+                                 " for classes")  # fmt: skip
 
 
 def _class_label_names(raw: DatasetDict, column: str) -> tuple[DatasetDict, list[str] | None]:
@@ -136,7 +205,8 @@ def _check_label_values(split: str, data: Dataset, column: str) -> None:
             f"{split} split has {len(empty)} empty label(s) in column '{column}' at row(s) {_rows(empty)} (1 = first"
             " example); every example needs a label"
         )
-    if _plain_type(data.data.schema.field(column).type):  # a typed column holds one kind by construction
+    kind = data.data.schema.field(column).type
+    if _plain_type(kind) or pa.types.is_list(kind) or pa.types.is_large_list(kind):  # typed: one kind by construction
         return
     values = data[column]  # e.g. `Json` from JSON lines that mix 1 and "pos": look at every value
     kinds: dict[str, int] = {}

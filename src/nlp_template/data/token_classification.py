@@ -8,14 +8,15 @@ test always label first pieces only, so metrics are computed on words, exactly o
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from typing import Any
 
-from datasets import ClassLabel, DatasetDict, Sequence, Value
+from datasets import ClassLabel, Dataset, DatasetDict, Sequence, Value
 from transformers import DataCollatorForTokenClassification, PreTrainedTokenizerBase
 
-from nlp_template.data.base import TokenizedDataModule, check_labels
-from nlp_template.data.cache import cache_key, cached_splits
-from nlp_template.data.tokenizer import tokenizer_fingerprint
+from nlp_template.data.base import TokenizedDataModule
+from nlp_template.data.labels import check_labels
 from nlp_template.utils.errors import UserInputError
 
 IGNORE = -100  # label of pieces the loss and the metrics skip
@@ -49,47 +50,73 @@ class TokenClassificationDataModule(TokenizedDataModule):
         self.labels = [str(label) for label in labels] if labels else None
         self.label_all_pieces = label_all_pieces
 
-    def _build(self) -> None:
-        raw, data_key = self._load_raw()
-        self._check_columns(raw, {"tokens_column": self.tokens_column, "tags_column": self.tags_column})
+    def columns(self) -> dict[str, str]:
+        """The words column and the tags column."""
+        return {"tokens_column": self.tokens_column, "tags_column": self.tags_column}
+
+    def prediction_columns(self) -> list[str]:
+        """Prediction inputs are raw texts (column `text`); their words are found by `prediction_examples`."""
+        return ["text"]
+
+    def prepare_labels(self, raw: DatasetDict) -> DatasetDict:
+        """Tag names (Hub `ClassLabel` ids become names), one tag per word, the tag set checked on every split."""
         raw, class_names = _tag_names(raw, self.tags_column)
         for split, data in raw.items():
             _check_lengths(split, data[self.tokens_column], data[self.tags_column])
-        labels = self.labels or class_names or tag_order(t for tags in raw["train"][self.tags_column] for t in tags)
+        train_tags = (tag for tags in raw["train"][self.tags_column] for tag in tags)
+        self.labels = self.labels or class_names or tag_order(train_tags)
         for split, data in raw.items():
-            check_labels(split, {str(tag) for tags in data[self.tags_column] for tag in tags}, labels)
-        words = (" ".join(tokens) for tokens in raw["train"][self.tokens_column])
-        tokenizer = self._make_tokenizer(words, cache_key(data_key, self.tokens_column))
+            check_labels(split, {str(tag) for tags in data[self.tags_column] for tag in tags}, self.labels)
+        return raw
+
+    def tokenizer_texts(self, train: Dataset) -> Iterator[str]:
+        """The training sentences, words joined by spaces."""
+        return (" ".join(tokens) for tokens in train[self.tokens_column])
+
+    def make_tokenizer(self, texts: Iterator[str], data_key: str) -> PreTrainedTokenizerBase:
+        """The configured or trained tokenizer; it must be fast (`word_ids` maps pieces back to words)."""
+        tokenizer = super().make_tokenizer(texts, data_key)
         if not tokenizer.is_fast:
             raise UserInputError("token classification needs a fast tokenizer (word_ids); pick one with a fast version")
-        key = cache_key(
-            "token-classification-v1", data_key, self.tokens_column, self.tags_column, labels,
-            tokenizer_fingerprint(tokenizer), self.max_length, self.label_all_pieces,
-        )  # fmt: skip
-        self.splits, meta = cached_splits(self.cache_dir, key, lambda: self._tokenize(raw, tokenizer, labels))
-        self.tokenizer, self.labels, self.stats = tokenizer, meta["labels"], meta["stats"]
-        self._log_truncation()
+        return tokenizer
 
-    def _tokenize(self, raw: DatasetDict, tokenizer: PreTrainedTokenizerBase, labels: list[str]) -> tuple:
-        label_ids = {label: index for index, label in enumerate(labels)}
+    def cache_settings(self) -> list[Any]:
+        """Whether every word piece is labelled in training."""
+        return [self.label_all_pieces]
+
+    def encode(self, batch: dict[str, list], split: str) -> dict[str, list]:
+        """Word pieces of the words; labels on first pieces (all pieces with `label_all_pieces` in training).
+
+        Prediction (`split="predict"`) keeps `word_ids` instead of labels, to map the predictions back to words.
+        """
+        label_ids = {label: index for index, label in enumerate(self.labels)}
         inside = {index: label_ids.get("I-" + label[2:], index) for label, index in label_ids.items()}
+        all_pieces = self.label_all_pieces and split == "train"  # evaluation always counts words
+        encoded = self.tokenizer(batch[self.tokens_column], is_split_into_words=True, truncation=True,
+                                 max_length=self.max_length)  # fmt: skip
+        word_ids = [encoded.word_ids(row) for row in range(len(batch[self.tokens_column]))]
+        if split == "predict":
+            encoded["word_ids"] = [[-1 if word is None else word for word in row] for row in word_ids]
+        else:
+            encoded["labels"] = [
+                _align([label_ids[str(tag)] for tag in tags], words, all_pieces, inside)
+                for tags, words in zip(batch[self.tags_column], word_ids, strict=True)
+            ]
+        encoded["truncated"] = [
+            max((w for w in words if w is not None), default=-1) < len(tokens) - 1
+            for words, tokens in zip(word_ids, batch[self.tokens_column], strict=True)
+        ]
+        encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
+        return dict(encoded)
 
-        def encode(batch: dict, split: str) -> dict:
-            all_pieces = self.label_all_pieces and split == "train"  # evaluation always counts words
-            encoded = tokenizer(batch[self.tokens_column], is_split_into_words=True, truncation=True,
-                                max_length=self.max_length)  # fmt: skip
-            aligned, truncated = [], []
-            for row, tags in enumerate(batch[self.tags_column]):
-                word_ids = encoded.word_ids(row)
-                aligned.append(_align([label_ids[str(tag)] for tag in tags], word_ids, all_pieces, inside))
-                truncated.append(max((w for w in word_ids if w is not None), default=-1) < len(tags) - 1)
-            encoded["labels"] = aligned
-            encoded["truncated"] = truncated
-            encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
-            return dict(encoded)
-
-        encoded, stats = self.encode_splits(raw, encode)
-        return encoded, {"labels": labels, "stats": stats}
+    def prediction_examples(self, records: list[dict]) -> list[dict]:
+        """Raw texts -> words (whitespace-separated) with their character offsets, so entities point into the text."""
+        examples = []
+        for record in records:
+            words = [(match.group(), match.start(), match.end()) for match in re.finditer(r"\S+", record["text"])]
+            examples.append({**record, self.tokens_column: [word for word, _, _ in words],
+                             "word_offsets": [[start, end] for _, start, end in words]})  # fmt: skip
+        return examples
 
     def collator(self) -> DataCollatorForTokenClassification:
         """Pad input ids and masks with the tokenizer, labels with -100."""

@@ -1,22 +1,33 @@
-"""`TaskModule`: what every task's LightningModule shares.
+"""`TaskModule`: what every task's LightningModule shares, and the task contract the rest of the project relies on.
 
-The network lives in `self.network` (a Hugging Face model or a plain `nn.Module` whose output has `.loss` and
-`.logits`), so checkpoints hold `network.*` weights whatever the task. This class owns the optimizer and scheduler
-(Hydra partials), the optional `torch.compile` of the network, the check that stops a run on a NaN/inf loss, and
-the step plumbing: a task implements `evaluate(batch, stage)` and, for split-level metrics, `log_epoch(stage)`.
+The network lives in `self.network` (a Hugging Face model or a plain `nn.Module` whose output has `.loss` and the
+fields named in `graph_outputs`), so checkpoints hold `network.*` weights whatever the task. This class owns the
+optimizer and scheduler (Hydra partials), the optional `torch.compile` of the network, the check that stops a run on
+a NaN/inf loss, and the step plumbing: a task implements `evaluate(batch, stage)` and, for split-level metrics,
+`log_epoch(stage)`.
+
+The task contract: everything `nlp-predict`, `nlp-export` and the callbacks need to know about a task is asked of
+the task module (and its data module, `data/base.py`), never decided from a class name elsewhere:
+
+- `decode_predictions(examples, features, outputs, **settings)`: network outputs -> one JSON-ready dict per input
+  (`predict_records` runs the encode -> batch -> forward -> decode loop; a generating task overrides it);
+- `pipeline_task`: the `transformers.pipeline` task its Hugging Face export serves (None: none);
+- `graph_outputs`: the output names of its exported graph, taken from the network's output by name (`GraphModule`);
+- `export_info()`: what an exported graph needs beside it (label names, ...).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
 
 import lightning as L
 import torch
 from torch.optim import Optimizer
 
 from nlp_template.models.backbones import build_model, model_from_config
+from nlp_template.models.graph import GraphModule
 from nlp_template.models.optim import parameter_groups
 from nlp_template.utils.errors import UserInputError
 
@@ -31,6 +42,9 @@ class TaskModule(L.LightningModule):
         optimizer: partial optimizer, called with the parameter groups.
         scheduler: partial scheduler, called with the optimizer and `num_training_steps`.
     """
+
+    pipeline_task: ClassVar[str | None] = None  # `transformers.pipeline` task of the Hugging Face export
+    graph_outputs: ClassVar[tuple[str, ...]] = ("logits",)  # network output fields an exported graph returns
 
     def __init__(
         self, optimizer: Callable[..., Optimizer] | None = None, scheduler: Callable[..., Any] | None = None
@@ -159,6 +173,44 @@ class TaskModule(L.LightningModule):
         total_steps = int(self.trainer.estimated_stepping_batches)
         scheduler = self.scheduler_factory(optimizer, num_training_steps=total_steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ------------------------------------------------------------------------------------------- inference contract
+    @torch.no_grad()
+    def predict_records(
+        self, records: list[dict], datamodule: Any, batch_size: int = 64, **settings: Any
+    ) -> Iterator[dict]:
+        """Each record with its prediction added, in order.
+
+        The data module encodes a chunk of records exactly as in training, the network runs on the padded batch and
+        `decode_predictions` turns its outputs into one result per record.
+        """
+        for start in range(0, len(records), batch_size):
+            chunk = records[start : start + batch_size]
+            examples, features = datamodule.encode_records(chunk)
+            batch = {key: value.to(self.device) for key, value in datamodule.collate_inputs(features).items()}
+            results = self.decode_predictions(examples, features, self.network(**batch), **settings)
+            yield from ({**record, **result} for record, result in zip(chunk, results, strict=True))
+
+    def decode_predictions(self, examples: list[dict], features: list[dict], outputs: Any, **settings: Any) -> list:
+        """Network outputs for `features` (encoded from `examples`) -> one result dict per example.
+
+        Only the task's own fields (label, entities, answer, ...): `predict_records` adds the record's fields.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement decode_predictions: it cannot predict")
+
+    def graph_module(self, input_names: list[str]) -> torch.nn.Module:
+        """The network as an exportable graph: `input_names` in, `graph_outputs` out."""
+        return GraphModule(self.network, input_names, self.graph_outputs)
+
+    def export_info(self) -> dict[str, Any]:
+        """What a program running an exported graph needs beside it (written to `export_info.json`)."""
+        id2label = self.hparams.get("id2label")
+        return {"id2label": dict(id2label)} if id2label else {}
+
+
+def truncated_flag(feature: dict) -> dict:
+    """`{"truncated": True}` for a feature the encoder had to cut, else nothing (results stay small)."""
+    return {"truncated": True} if feature.get("truncated") else {}
 
 
 def label_maps(id2label: dict | None, owner: str) -> dict[int, str]:

@@ -7,7 +7,7 @@ split (not a mean of batch means, which would over-weight a short last block) an
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -16,6 +16,7 @@ from torchmetrics import MeanMetric
 from transformers import AutoModelForCausalLM
 
 from nlp_template.models.base import TaskModule
+from nlp_template.models.generation import generate
 from nlp_template.utils.errors import UserInputError
 
 
@@ -37,6 +38,8 @@ class CausalLM(TaskModule):
         gradient_checkpointing: recompute activations in the backward pass.
         compile: `torch.compile` the network with dynamic shapes.
     """
+
+    pipeline_task = "text-generation"
 
     def __init__(
         self,
@@ -85,3 +88,17 @@ class CausalLM(TaskModule):
         loss = metric.compute()  # token-weighted, summed across ranks
         self.log_dict({f"{stage}/loss": loss, f"{stage}/ppl": torch.exp(loss)}, prog_bar=stage == "val")
         metric.reset()
+
+    def predict_records(
+        self, records: list[dict], datamodule: Any, batch_size: int = 64, max_new_tokens: int = 80,
+        do_sample: bool = False, temperature: float = 0.8, top_k: int | None = None, seed: int = 0, **unused: Any,
+    ) -> Iterator[dict]:  # fmt: skip
+        """A continuation of each record's text as prompt (greedy, or sampled with `seed`), one at a time."""
+        settings = {"max_new_tokens": max_new_tokens, "do_sample": do_sample, "temperature": temperature,
+                    "top_k": top_k, "seed": seed}  # fmt: skip
+        tokenizer = datamodule.load_tokenizer()
+        for record in records:
+            _, features = datamodule.encode_records([record])  # the training encoding, without a document end
+            prompt = features[0]["input_ids"] or [tokenizer.eos_token_id]
+            continuation, truncated = generate(self.network, tokenizer, prompt, **settings)
+            yield {**record, "continuation": continuation, **({"truncated": True} if truncated else {})}

@@ -18,8 +18,13 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from torch.optim import Optimizer
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from nlp_template.models.base import label_maps
-from nlp_template.models.text_classifier import SequenceClassificationTask
+from nlp_template.models.text_classifier import (
+    MULTI,
+    REGRESSION,
+    SINGLE,
+    SequenceClassificationTask,
+    classification_settings,
+)
 from nlp_template.utils.errors import UserInputError
 from nlp_template.utils.hub import load_or_explain, resolve_name_or_path
 
@@ -40,14 +45,16 @@ class RNNNetwork(nn.Module):
         bidirectional: read left-to-right and right-to-left.
         pooling: `last` (final states of both directions), `mean` or `max` over the real (unpadded) positions.
         dropout: on embeddings, between layers and before the head.
+        problem_type: the loss: cross-entropy (one class), BCE with logits per label (multi-label) or MSE.
     """
 
     def __init__(
         self, vocab_size: int, num_labels: int, pad_token_id: int = 0, embedding_dim: int = 128,
         hidden_size: int = 128, num_layers: int = 1, cell: str = "lstm", bidirectional: bool = True,
-        pooling: str = "max", dropout: float = 0.2,
+        pooling: str = "max", dropout: float = 0.2, problem_type: str = SINGLE,
     ) -> None:  # fmt: skip
         super().__init__()
+        self.problem_type = problem_type
         if cell not in ("lstm", "gru") or pooling not in POOLING:
             raise UserInputError(f"model.cell must be lstm or gru and model.pooling one of {POOLING}")
         self.pooling = pooling
@@ -76,8 +83,14 @@ class RNNNetwork(nn.Module):
         outputs, final = self.rnn(packed)
         pooled = self._pool(outputs, final, attention_mask)
         logits = self.head(self.dropout(pooled))
-        loss = nn.functional.cross_entropy(logits, labels) if labels is not None else None
-        return SequenceClassifierOutput(loss=loss, logits=logits)
+        return SequenceClassifierOutput(loss=None if labels is None else self._loss(logits, labels), logits=logits)
+
+    def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if self.problem_type == REGRESSION:
+            return nn.functional.mse_loss(logits.squeeze(-1), labels.to(logits.dtype))
+        if self.problem_type == MULTI:
+            return nn.functional.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+        return nn.functional.cross_entropy(logits, labels)
 
     def _pool(self, outputs: Any, final: Any, attention_mask: torch.Tensor) -> torch.Tensor:
         if self.pooling == "last":
@@ -95,7 +108,9 @@ class RNNClassifier(SequenceClassificationTask):
     """Sentence (pair) classification with `RNNNetwork`; data, metrics and optimizers as `TextClassifier`.
 
     Args:
-        id2label: label names by id (given by the data module).
+        id2label: label names by id (given by the data module; none for regression).
+        problem_type: single-/multi-label classification or regression (given by the data module).
+        threshold: multi-label decision threshold on each label's probability.
         vocab_size: tokenizer vocabulary size (given by the data module).
         pad_token_id: tokenizer pad id (given by the data module).
         tokenizer_path: where the run's tokenizer is saved (given by the data module).
@@ -115,9 +130,13 @@ class RNNClassifier(SequenceClassificationTask):
         compile: `torch.compile` the network with dynamic shapes.
     """
 
+    pipeline_task = None  # not a Hugging Face network: no `transformers.pipeline`
+
     def __init__(
         self,
         id2label: dict[int, str] | None = None,
+        problem_type: str | None = None,
+        threshold: float = 0.5,
         vocab_size: int | None = None,
         pad_token_id: int | None = None,
         tokenizer_path: str | None = None,
@@ -134,8 +153,8 @@ class RNNClassifier(SequenceClassificationTask):
         scheduler: Callable[..., Any] | None = None,
         compile: bool = False,
     ) -> None:
-        id2label = label_maps(id2label, "RNNClassifier")
-        super().__init__(len(id2label), optimizer, scheduler)
+        names, problem_type = classification_settings(id2label, problem_type, "RNNClassifier")
+        super().__init__(len(names), problem_type, threshold, optimizer, scheduler)
         if not vocab_size:
             raise UserInputError("RNNClassifier needs vocab_size (the data module provides it in train.py)")
         pretrained = _pretrained_embeddings(backbone, vocab_size) if backbone else None
@@ -143,10 +162,11 @@ class RNNClassifier(SequenceClassificationTask):
             embedding_dim = pretrained.shape[1]
         self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
         # The pretrained embedding is in the state dict from now on: a checkpoint loads without the backbone.
-        self.hparams.update(id2label=id2label, embedding_dim=embedding_dim, backbone=None)
+        self.hparams.update(id2label=None if problem_type == REGRESSION else names, problem_type=problem_type,
+                            embedding_dim=embedding_dim, backbone=None)  # fmt: skip
         self.network = RNNNetwork(
-            vocab_size, len(id2label), pad_token_id or 0, embedding_dim, hidden_size, num_layers, cell,
-            bidirectional, pooling, dropout,
+            vocab_size, len(names), pad_token_id or 0, embedding_dim, hidden_size, num_layers, cell,
+            bidirectional, pooling, dropout, problem_type,
         )  # fmt: skip
         if pretrained is not None:
             self.network.embedding.weight.data.copy_(pretrained)

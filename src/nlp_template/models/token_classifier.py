@@ -18,8 +18,8 @@ from torchmetrics.classification import MulticlassAccuracy
 from transformers import AutoModelForTokenClassification
 
 from nlp_template.data.token_classification import IGNORE
-from nlp_template.metrics.entities import EntityF1
-from nlp_template.models.base import TaskModule, label_maps
+from nlp_template.metrics.entities import EntityF1, entity_spans
+from nlp_template.models.base import TaskModule, label_maps, truncated_flag
 
 
 class TokenClassifier(TaskModule):
@@ -39,6 +39,8 @@ class TokenClassifier(TaskModule):
         gradient_checkpointing: recompute activations in the backward pass.
         compile: `torch.compile` the network with dynamic shapes.
     """
+
+    pipeline_task = "token-classification"
 
     def __init__(
         self,
@@ -91,3 +93,26 @@ class TokenClassifier(TaskModule):
         scores = metric.compute()  # summed counts across ranks, then P/R/F1 (a mean of per-batch F1s would be wrong)
         self.log_dict({f"{stage}/{name}": value for name, value in scores.items()}, prog_bar=stage == "val")
         metric.reset()
+
+    def decode_predictions(self, examples: list[dict], features: list[dict], outputs: Any, **unused: Any) -> list:
+        """Entities (type, text, character start/end in the input text) and the tag of every word.
+
+        Each word's tag is the prediction on its first word piece; words cut off by truncation stay `O` (and the
+        result says `truncated`).
+        """
+        predicted = outputs.logits.argmax(dim=-1).tolist()
+        results = []
+        for example, feature, row in zip(examples, features, predicted, strict=True):
+            offsets, text = example["word_offsets"], example["text"]
+            tags, seen = ["O"] * len(offsets), set()
+            for position, word in enumerate(feature["word_ids"]):
+                if word >= 0 and word not in seen:
+                    seen.add(word)
+                    tags[word] = self.hparams.id2label[row[position]]
+            entities = [
+                {"type": kind, "text": text[offsets[start][0] : offsets[end - 1][1]], "start": offsets[start][0],
+                 "end": offsets[end - 1][1]}
+                for kind, start, end in sorted(entity_spans(tags), key=lambda span: span[1])
+            ]  # fmt: skip
+            results.append({"entities": entities, "tags": tags, **truncated_flag(feature)})
+        return results

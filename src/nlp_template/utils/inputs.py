@@ -48,11 +48,12 @@ def _read_bytes(path: str) -> bytes:
     return file.read_bytes()
 
 
-def read_records(path: str, text_column: str = "text", pair_column: str | None = None) -> list[dict[str, Any]]:
-    """Records `{"line", "text"[, "text_pair"]}` from a .txt/.jsonl/.csv/.tsv file or standard input (`-`, text).
+def read_records(path: str, columns: list[str], hints: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Records `{"line", <column>: value, ...}` from a .txt/.jsonl/.csv/.tsv file or standard input (`-`, text).
 
-    Plain text keeps empty lines as empty texts (callers decide what to do with them); JSONL and CSV need the
-    configured columns.
+    Plain text fills the first column, one record per line, and keeps empty lines as empty texts (callers decide
+    what to do with them); it cannot hold several columns. JSONL and CSV need every column; `hints` maps a column to
+    the config key that names it, for the error message.
     """
     suffix = "" if path == "-" else Path(path).suffix.lower()
     lines = _lines(path)
@@ -68,18 +69,30 @@ def read_records(path: str, text_column: str = "text", pair_column: str | None =
         text = "\n".join(line for _, line in lines)
         reader = csv.DictReader(io.StringIO(text), delimiter="\t" if suffix == ".tsv" else ",")
         rows = [(index + 2, row) for index, row in enumerate(reader)]  # line 1 is the header
+    elif len(columns) > 1:
+        raise UserInputError(f"this model reads {_names(columns)} per example: give JSONL or CSV input with those"
+                             " columns")  # fmt: skip
     else:
-        return [{"line": number, "text": line} for number, line in lines]
-    return [_record(path, number, row, text_column, pair_column) for number, row in rows]
+        return [{"line": number, columns[0]: line} for number, line in lines]
+    return [_record(path, number, row, columns, hints or {}) for number, row in rows]
 
 
-def _record(path: str, number: int, row: dict, text_column: str, pair_column: str | None) -> dict[str, Any]:
-    for column in [text_column] + ([pair_column] if pair_column else []):
+def _record(path: str, number: int, row: Any, columns: list[str], hints: dict[str, str]) -> dict[str, Any]:
+    if not isinstance(row, dict):
+        raise UserInputError(f"{path} line {number} is not a JSON object with {_names(columns)}")
+    for column in columns:
         if column not in row:
-            raise UserInputError(
-                f"{path} line {number} has no column '{column}'; it has {sorted(row)}. Set text_column=<one of them>"
-            )
-    record = {"line": number, "text": str(row[text_column] or "")}
-    if pair_column:
-        record["text_pair"] = str(row[pair_column] or "")
-    return record
+            fix = f"+data.{hints[column]}=<one of them>" if column in hints else f"a column named '{column}'"
+            raise UserInputError(f"{path} line {number} has no column '{column}'; it has {sorted(row)}. Use {fix}")
+    return {"line": number, **{column: _value(row[column]) for column in columns}}
+
+
+def _value(value: Any) -> Any:
+    """Texts as strings (numbers in JSON too); lists (e.g. pre-split words) stay lists; missing values are empty."""
+    if value is None:
+        return ""
+    return value if isinstance(value, (str, list, dict)) else str(value)
+
+
+def _names(columns: list[str]) -> str:
+    return " and ".join(f"'{column}'" for column in columns)

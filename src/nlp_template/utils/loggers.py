@@ -23,6 +23,7 @@ import lightning as L
 from omegaconf import OmegaConf
 
 from nlp_template.utils.config import PROJECT_ROOT, redact, task_overrides
+from nlp_template.utils.logger_adapters import adapter_for, needs_wandb_offline_fallback
 
 log = logging.getLogger(__name__)
 PACKAGES = ("torch", "lightning", "transformers", "tokenizers", "datasets", "hydra-core", "torchmetrics", "numpy")
@@ -70,8 +71,9 @@ def log_run(trainer: L.Trainer, config: dict[str, Any], model: L.LightningModule
     metadata = run_metadata(model)
     hyperparameters = {**redact(config), "run": metadata}
     for logger in trainer.loggers:
-        if _continued_mlflow_run(logger):  # MLflow params are write-once; the resumed run keeps the first ones
-            log.info("MLflow run %s continues: its parameters stay as first logged", logger.run_id)
+        adapter = adapter_for(logger)
+        if adapter.is_continued_run():  # MLflow params are write-once; the resumed run keeps the first ones
+            log.info("%s run %s continues: its parameters stay as first logged", adapter.name, adapter.run_id())
             continue
         logger.log_hyperparams(hyperparameters)
     if trainer.is_global_zero:
@@ -81,13 +83,6 @@ def log_run(trainer: L.Trainer, config: dict[str, Any], model: L.LightningModule
             (Path(output_dir) / "config.yaml").write_text(OmegaConf.to_yaml(redact(config)))
 
 
-def _continued_mlflow_run(logger: Any) -> bool:
-    """True for an MLflow logger attached to an existing run that already has parameters (a resumed training)."""
-    if type(logger).__name__ != "MLFlowLogger" or not getattr(logger, "_run_id", None):
-        return False
-    return bool(logger.experiment.get_run(logger.run_id).data.params)
-
-
 def prepare_loggers(logger_config: Any) -> None:
     """Before the loggers are built: folders of local SQLite stores (MLflow), and W&B's offline fallback."""
     entries = [entry for entry in (logger_config or {}).values() if entry]
@@ -95,7 +90,7 @@ def prepare_loggers(logger_config: Any) -> None:
         uri = str(entry.get("tracking_uri") or "")
         if uri.startswith("sqlite:///"):  # SQLite cannot create the database's folder
             Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    if any(str(entry.get("_target_", "")).endswith("WandbLogger") for entry in entries):
+    if any(needs_wandb_offline_fallback(str(entry.get("_target_", ""))) for entry in entries):
         _wandb_offline_without_key()
 
 
@@ -120,5 +115,4 @@ def _wandb_login_on_file() -> bool:
 def finish_loggers(trainer: L.Trainer) -> None:
     """End the W&B run of this job, so the next job of a multirun starts its own."""
     for logger in trainer.loggers:
-        if type(logger).__name__ == "WandbLogger" and getattr(logger, "_experiment", None) is not None:
-            logger.experiment.finish()
+        adapter_for(logger).finish()

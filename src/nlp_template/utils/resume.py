@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from nlp_template.data.cache import cache_key
 from nlp_template.utils.errors import UserInputError
+from nlp_template.utils.logger_adapters import resume_settings, stored_run_id
 from nlp_template.utils.run import LOGGERS_KEY, RUN_CONFIG_KEY
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,5 @@ def continue_logger_runs(cfg: DictConfig, ckpt_path: str | None) -> None:
     with open_dict(cfg):
         for entry in cfg.logger.values():
             target = str(entry.get("_target_", "")) if entry else ""
-            if target.endswith("WandbLogger") and ids.get("WandbLogger"):
-                entry.id, entry.resume = ids["WandbLogger"], "allow"
-            elif target.endswith("MLFlowLogger") and ids.get("MLFlowLogger"):
-                entry.run_id = ids["MLFlowLogger"]
+            for field, value in resume_settings(target, stored_run_id(target, ids)).items():
+                entry[field] = value

@@ -13,6 +13,8 @@ import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from nlp_template.utils.logger_adapters import logger_run_ids
+
 log = logging.getLogger(__name__)
 RUN_CONFIG_KEY = "nlp_template_config"
 LOGGERS_KEY = "nlp_template_logger_runs"
@@ -48,14 +50,7 @@ class RunConfigInCheckpoint(L.Callback):
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         """Add the config under `RUN_CONFIG_KEY`, and the W&B/MLflow run ids under `LOGGERS_KEY` (for resuming)."""
         checkpoint[RUN_CONFIG_KEY] = self.config
-        runs = {}
-        for logger in trainer.loggers:
-            name = type(logger).__name__
-            if name == "WandbLogger" and getattr(logger, "_experiment", None) is not None:
-                runs[name] = logger.experiment.id
-            elif name == "MLFlowLogger":
-                runs[name] = logger.run_id
-        checkpoint[LOGGERS_KEY] = runs
+        checkpoint[LOGGERS_KEY] = logger_run_ids(trainer.loggers)
 
 
 def plain_metrics(metrics: dict[str, Any]) -> dict[str, float]:

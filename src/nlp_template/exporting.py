@@ -1,0 +1,128 @@
+"""Exporting a checkpoint (`nlp-export`, `nlp-train export_best=...`): the library behind both.
+
+- `hf`: a Hugging Face model directory: `config.json` (with `id2label`/`label2id` where the task has labels),
+  `model.safetensors` and the run's tokenizer. It loads offline with `AutoModelFor...from_pretrained(dir)` and
+  `transformers.pipeline(task, model=dir)` (the task's `pipeline_task`), and serves as `model.backbone` of a new
+  training run. A network that is not a Hugging Face model (the recurrent classifier) is refused in one line.
+- `onnx` (`model.onnx`) and `torchscript` (`model.pt`): the task's `GraphModule` as a static graph with dynamic batch
+  and sequence axes (`exporters.py`), the tokenizer beside it and `export_info.json` (inputs, outputs, the task's
+  `export_info()`, the data module's `inference_settings()`). Each is
+  verified on a held-out batch of the run's data against PyTorch (maximum absolute difference; the export fails
+  above `tolerance`) and timed against PyTorch for batch 1 and 32 on the CPU (`export_check.py`).
+
+Every export writes `export_report.json` (sizes, difference, latency) last; a failed export leaves no directory.
+An existing non-empty output directory is kept unless `overwrite=true`, which replaces only an earlier export.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from transformers import PreTrainedModel
+
+from nlp_template import export_check as check
+from nlp_template import exporters
+from nlp_template.checkpoints import TrainedRun, load_run
+from nlp_template.utils.config import CONFIG_DIR
+from nlp_template.utils.errors import UserInputError
+
+log = logging.getLogger(__name__)
+FORMATS = ("hf", "onnx", "torchscript")
+REPORT = "export_report.json"  # written last: its presence marks a finished export
+
+
+def export_config(**overrides: Any) -> DictConfig:
+    """The settings of `conf/export.yaml` (without its Hydra defaults) with `overrides`: export from Python."""
+    settings = OmegaConf.load(CONFIG_DIR / "export.yaml")
+    settings.pop("defaults", None)
+    return OmegaConf.merge(settings, overrides)
+
+
+def export(cfg: DictConfig) -> Path:
+    """Write the checkpoint's model in `cfg.format` to `cfg.output`, with its report; returns the directory."""
+    if cfg.format not in FORMATS:
+        raise UserInputError(f"unknown export format '{cfg.format}'; use one of {list(FORMATS)}")
+    run = load_run(cfg.ckpt_path)
+    if cfg.format == "hf" and not isinstance(run.model.network, PreTrainedModel):
+        raise UserInputError(f"{type(run.model).__name__} is not a Hugging Face model: format=hf cannot export it;"
+                             " use format=onnx or format=torchscript")  # fmt: skip
+    output = _prepare_output(Path(cfg.output), cfg.overwrite)
+    try:
+        report = _write(cfg, run, output)
+    except BaseException:  # no half-written export left behind (a later run would take it for a finished one)
+        shutil.rmtree(output, ignore_errors=True)
+        raise
+    log.info("Exported to %s\n%s", output, check.format_report(report))
+    return output
+
+
+def _write(cfg: DictConfig, run: TrainedRun, output: Path) -> dict:
+    """The tokenizer, the model in `cfg.format` and `export_report.json`; returns the report."""
+    model = run.model
+    run.tokenizer().save_pretrained(str(output))
+    # `task` only describes the export for people reading the report; nothing decides anything from it.
+    report = {"format": cfg.format, "task": type(model).__name__, "ckpt_path": str(run.ckpt_path.resolve()),
+              "weights_mb": exporters.parameter_bytes(model.network) / 1e6}  # fmt: skip
+    if cfg.format == "hf":
+        model.network.save_pretrained(str(output), safe_serialization=True)
+        report.update(export_mb=check.size_mb([output]), pipeline_task=model.pipeline_task)
+    else:
+        # Graphs in fp32, whatever the network was restored in (a bf16/fp16 backbone config restores in that dtype):
+        # CPU runtimes want fp32, and the 1e-4 check is an fp32 tolerance.
+        model.network.float()
+        report.update(_export_graph(cfg, run, output))
+    (output / REPORT).write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def _export_graph(cfg: DictConfig, run: TrainedRun, output: Path) -> dict:
+    """ONNX or TorchScript: write the graph, verify it on held-out data, time it; returns the report's facts."""
+    model, datamodule = run.model, run.datamodule()
+    batch = check.held_out_batch(datamodule, cfg.verify_examples)
+    names = exporters.graph_inputs(batch, model.network)
+    module = model.graph_module(names)
+    example = exporters.example_inputs(batch, names)
+    if cfg.format == "onnx":
+        path = exporters.write_onnx(module, example, output, cfg.onnx_exporter)
+    else:
+        path = exporters.write_torchscript(module, example, output)
+    exported = exporters.load_runner(path, names)
+
+    def pytorch(inputs: dict) -> tuple[torch.Tensor, ...]:
+        with torch.inference_mode():
+            return module(*(inputs[name] for name in names))
+
+    shape = "x".join(map(str, batch["input_ids"].shape))
+    # Above the tolerance this fails, and `export` removes the directory: a model that gives other answers must not
+    # be picked up by mistake.
+    difference = check.compare(pytorch(batch), exported(batch), cfg.tolerance, f"the {cfg.format} export")
+    files = [file for file in output.iterdir() if file.name.startswith("model.")]  # model.onnx(.data), model.pt
+    info = {"inputs": names, "outputs": list(module.output_names), **model.export_info(),
+            **datamodule.inference_settings()}  # fmt: skip
+    (output / "export_info.json").write_text(json.dumps(info, indent=2) + "\n")
+    facts = {"file": path.name, "export_mb": check.size_mb(files),
+             "max_abs_diff": difference, "tolerance": cfg.tolerance, "verified_on": f"held-out batch {shape}",
+             "threads": torch.get_num_threads()}  # fmt: skip
+    if cfg.latency.repeats > 0:
+        facts["latency"] = check.latency_table(pytorch, exported, batch, list(cfg.latency.batch_sizes),
+                                               cfg.latency.repeats)  # fmt: skip
+    return facts
+
+
+def _prepare_output(output: Path, overwrite: bool) -> Path:
+    """An empty directory to export into; `overwrite` replaces an earlier export, never any other directory."""
+    if output.is_file() or (output.is_dir() and any(output.iterdir())):
+        if not overwrite:
+            raise UserInputError(f"output exists: {output}; choose another output=... or set overwrite=true")
+        if not (output / REPORT).is_file():  # overwrite=true on `.` or a run directory must not wipe it
+            raise UserInputError(f"output {output} is not an earlier export (it has no {REPORT}); overwrite=true only"
+                                 " replaces exports: choose a new or empty directory")  # fmt: skip
+        shutil.rmtree(output)
+    output.mkdir(parents=True, exist_ok=True)
+    return output
