@@ -18,6 +18,7 @@ the task module (and its data module, `data/base.py`), never decided from a clas
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
@@ -87,8 +88,12 @@ class TaskModule(L.LightningModule):
         object.__setattr__(self, "_compiled", torch.compile(self.network, dynamic=True) if compile else None)
 
     def forward(self, **batch: torch.Tensor) -> Any:
-        """The network's output (with the loss when `labels` is in the batch)."""
-        return (self.network if self._compiled is None else self._compiled)(**batch)
+        """The network's output (with the loss when `labels` is in the batch).
+
+        Only the batch entries the network's `forward` names are passed: a network that reads no `token_type_ids`
+        need not declare them to train on data whose tokenizer makes them.
+        """
+        return (self.network if self._compiled is None else self._compiled)(**network_inputs(self.network, batch))
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """The network's loss on one batch; NaN/inf losses stop the run or skip the batch (`nonfinite_loss`)."""
@@ -188,7 +193,8 @@ class TaskModule(L.LightningModule):
             chunk = records[start : start + batch_size]
             examples, features = datamodule.encode_records(chunk)
             batch = {key: value.to(self.device) for key, value in datamodule.collate_inputs(features).items()}
-            results = self.decode_predictions(examples, features, self.network(**batch), **settings)
+            outputs = self.network(**network_inputs(self.network, batch))
+            results = self.decode_predictions(examples, features, outputs, **settings)
             yield from ({**record, **result} for record, result in zip(chunk, results, strict=True))
 
     def decode_predictions(self, examples: list[dict], features: list[dict], outputs: Any, **settings: Any) -> list:
@@ -206,6 +212,14 @@ class TaskModule(L.LightningModule):
         """What a program running an exported graph needs beside it (written to `export_info.json`)."""
         id2label = self.hparams.get("id2label")
         return {"id2label": dict(id2label)} if id2label else {}
+
+
+def network_inputs(network: torch.nn.Module, batch: dict[str, Any]) -> dict[str, Any]:
+    """The entries of `batch` that `network.forward` takes (all of them when it takes `**kwargs`)."""
+    parameters = inspect.signature(network.forward).parameters
+    if any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters.values()):
+        return batch
+    return {key: value for key, value in batch.items() if key in parameters}
 
 
 def truncated_flag(feature: dict) -> dict:
