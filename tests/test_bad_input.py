@@ -186,7 +186,7 @@ CASES = [
          r"inputs_latin1.txt line 2 is not valid UTF-8 \(byte 0xe9 at column 4\); save the input as UTF-8$"),
     Case("predict-input-missing-column", "predict", ["ckpt_path={ckpt}", "input={tmp}/inputs.csv",
                                                      "output={tmp}/new.jsonl"],
-         r"inputs.csv line 2 has no column 'text'; it has \['review', 'stars'\]. Use \+data.text_column=<one of them>$"),
+         r"inputs.csv line 2 has no column 'text'; it has \['review', 'stars'\]. Use \+data.text_column=<one of them>$"),  # noqa: E501
     Case("predict-output-exists", "predict", ["ckpt_path={ckpt}", "input={tmp}/inputs.txt", "output={predictions}"],
          r"^output file exists: .*predictions.jsonl; choose another output=... or set overwrite=true$"),
     Case("predict-zero-batch-size", "predict", ["ckpt_path={ckpt}", "input={tmp}/inputs.txt",

@@ -20,8 +20,25 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 from nlp_template.data.base import TokenizedDataModule
 from nlp_template.models.base import TaskModule
 
-WORDS = "the a cat dog sat ran on under mat box red blue big small quietly today".split()
-NUMBERS = "one two three four five six seven eight nine ten twelve twenty".split()
+WORDS = [
+    "the",
+    "a",
+    "cat",
+    "dog",
+    "sat",
+    "ran",
+    "on",
+    "under",
+    "mat",
+    "box",
+    "red",
+    "blue",
+    "big",
+    "small",
+    "quietly",
+    "today",
+]
+NUMBERS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "twelve", "twenty"]
 
 
 @dataclass

@@ -63,7 +63,7 @@ class TrainedRun:
             model_class = None
         if model_class is None or not issubclass(model_class, TaskModule):
             raise UserInputError(f"{self.ckpt_path} holds a '{target}' model, which is not a task of this project (a"
-                                 " TaskModule subclass importable here); give a checkpoint written by nlp-train")  # fmt: skip
+                                 " TaskModule subclass importable here); give a checkpoint of nlp-train")  # fmt: skip
         model = model_class.load_from_checkpoint(self.ckpt_path, map_location="cpu", weights_only=True)
         return model.eval()
 
