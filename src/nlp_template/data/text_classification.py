@@ -171,12 +171,21 @@ def _infer_problem_type(train: Dataset, column: str, separator: str | None) -> s
 
 
 def _check_numeric(split: str, data: Dataset, column: str) -> None:
-    """Regression targets must be finite numbers."""
+    """Regression targets must be finite numbers (numeric strings count: one bad value makes a CSV column text)."""
     for row, value in enumerate(data[column]):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if not _finite_number(value):
             raise UserInputError(f"{split} split: regression needs a number in column '{column}', row {row + 1} has"
                                  f" {value!r}; fix the data, or set data.problem_type=single_label_classification"
                                  " for classes")  # fmt: skip
+
+
+def _finite_number(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except ValueError:
+        return False
 
 
 def _class_label_names(raw: DatasetDict, column: str) -> tuple[DatasetDict, list[str] | None]:
