@@ -66,7 +66,28 @@ FILES: dict[str, str | bytes | Callable[[Path], bytes]] = {
     "inputs.txt": "a great film\n\nawful\n   \nfine\n",
     "inputs_latin1.txt": "a great film\ncaf\xe9 cr\xe8me\n".encode("latin-1"),
     "inputs.csv": "review,stars\ngood,5\n",
+    "scores.csv": "text,label\n" + "".join(f"review {i},{v}\n" for i, v in enumerate(["1.5", "4", "n/a", "2.25"] * 10)),
+    "topics_dev.jsonl": json.dumps({"text": "a film", "label": ["plot", "sound"]}) + "\n",
+    "topics.jsonl": "".join(
+        json.dumps({"text": f"film {i}", "label": ["plot"] if i % 2 else []}) + "\n" for i in range(20)
+    ),  # fmt: skip
+    "qa_moved.json": lambda tmp: _squad([("q1", "Who wrote it?", "Ann", 3)]),
+    "qa_v2.json": lambda tmp: _squad([("q1", "Who wrote it?", "Ann", 0), ("q2", "Where?", None, None)]),
+    "qa_long_question.json": lambda tmp: _squad([("q1", "why " * 40 + "?", "Ann", 0)]),
+    "qa_rows.jsonl": json.dumps({"question": "Who?", "context": "Ann wrote it."}) + "\n",
 }
+
+
+def _squad(questions: list[tuple]) -> bytes:
+    """A SQuAD JSON file with one context ("Ann wrote it in 1990.") and the given (id, question, answer, start)."""
+    qas = [{"id": qid, "question": question, "answers": [] if answer is None else [{"text": answer,
+            "answer_start": start}], **({"is_impossible": True} if answer is None else {})}
+           for qid, question, answer, start in questions]  # fmt: skip
+    data = {
+        "version": "1.1",
+        "data": [{"title": "t", "paragraphs": [{"context": "Ann wrote it in 1990.", "qas": qas}]}],
+    }
+    return json.dumps(data).encode()
 
 
 def _torch_bytes(obj: dict) -> bytes:
@@ -100,6 +121,7 @@ class Case:
 FILE_DATA = ["data=files"]
 
 # fmt: off
+QA_DATA = ["data=squad", "model=question_answering", "data.source.holdout=null", "extras.print_config=false"]
 CASES = [
     # ---- data
     Case("data-missing-column", "train", [*FILE_DATA, "data.source.train={tmp}/reviews.csv",
@@ -170,6 +192,28 @@ CASES = [
          r"^the checkpoint's weights do not fit this TextClassifier \(\d+ of another shape, e.g. network\.bert\."),
     Case("ckpt-last-without-a-match", "train", ["experiment=sentiment_lstm", *FAST, "ckpt_path=last"],
          r"^ckpt_path=last: no last.ckpt of this experiment \(same data and model config and seed\) under .*logs/"),
+    # ---- regression, multi-label, question answering data
+    Case("data-regression-text-target", "train", [*FILE_DATA, "data.source.train={tmp}/scores.csv",
+                                                  "data.problem_type=regression"],
+         r"^train split: regression needs a number in column 'label', row 3 has 'n/a'; fix the data, or set"
+         r" data.problem_type=single_label_classification for classes$"),
+    Case("data-multilabel-unknown-label", "train", [*FILE_DATA, "data.source.train={tmp}/topics.jsonl",
+                                                    "data.source.validation={tmp}/topics_dev.jsonl"],
+         r"^validation split has labels not in the label set: \['sound'\]"),
+    Case("qa-answer-not-at-its-start", "train", [*QA_DATA, "data.source.train={tmp}/qa_moved.json"],
+         r"^train question 'q1': answer 'Ann' is not at answer_start 3 of its context \(the context has ' wr' there,"),
+    Case("qa-v2-data-in-v1-mode", "train", [*QA_DATA, "data.source.train={tmp}/qa_v2.json"],
+         r"^train question 'q2' has no answer: this is SQuAD v2.0-style data with unanswerable questions; set"
+         r" data.version_2_with_negative=true"),
+    Case("qa-question-longer-than-max-length", "train", [*QA_DATA, "data.source.train={tmp}/qa_long_question.json",
+                                                         "data.source.validation={tmp}/qa_long_question.json",
+                                                         "data.max_length=32", "data.doc_stride=8"],
+         r"^question 'why why .* has 4\d tokens, which leaves no room for context in windows of data.max_length=32;"
+         r" raise data.max_length"),
+    Case("qa-missing-field", "train", ["data=squad", "model=question_answering", "~data.source.holdout",
+                                       "~data.source.seed", "data.source._target_=nlp_template.data.sources.FileSource",
+                                       "data.source.train={tmp}/qa_rows.jsonl"],
+         r"^train split has no column 'answers' \(data.answers_column\); its columns are \['question', 'context'\]"),
     # ---- model paths
     Case("model-path-missing", "train", [*SAMPLE, "model.backbone={tmp}/models/nope", "model.pretrained=true"],
          r"^tokenizer directory does not exist: .*models/nope \(check data.tokenizer, which defaults to"

@@ -80,6 +80,8 @@ class TextClassificationDataModule(TokenizedDataModule):
         that names the rows (1 = the source's first example).
         """
         _check_label_values(split, data, self.label_column)
+        if self.problem_type == "regression":
+            _check_numeric(split, data, self.label_column)
         empty = sorted({i for column in self.text_columns for i in _blank_rows(data, column)})
         if empty:
             raise UserInputError(
@@ -93,7 +95,7 @@ class TextClassificationDataModule(TokenizedDataModule):
         self.problem_type = self.problem_type or _infer_problem_type(raw["train"], self.label_column,
                                                                      self.label_separator)  # fmt: skip
         if self.problem_type == "regression":
-            for split, data in raw.items():
+            for split, data in raw.items():  # checked in check_split (row numbers of the source) when asked for
                 _check_numeric(split, data, self.label_column)
             self.labels = None
             return raw
