@@ -378,7 +378,7 @@ class TokenizedDataModule(L.LightningDataModule):
             generator=torch.Generator().manual_seed(self.seed),
         )
 
-    def _pad_multiple(self) -> int | None:
+    def pad_multiple(self) -> int | None:
         """The configured multiple, or 8 for 16-bit training on a GPU (tensor cores work on multiples of 8)."""
         if self.pad_to_multiple_of is not None or self.trainer is None:
             return self.pad_to_multiple_of

@@ -134,7 +134,7 @@ class LanguageModelingDataModule(TokenizedDataModule):
 
     def collator(self) -> LanguageModelingCollator:
         """Pad blocks and copy the ids into `labels` with padding masked out (-100)."""
-        return LanguageModelingCollator(self.tokenizer, self._pad_multiple())
+        return LanguageModelingCollator(self.tokenizer, self.pad_multiple())
 
 
 def _concatenate(rows: list[list[int]]) -> np.ndarray:

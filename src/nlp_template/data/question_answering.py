@@ -132,7 +132,7 @@ class QuestionAnsweringDataModule(TokenizedDataModule):
 
     def collator(self) -> QuestionAnsweringCollator:
         """Pad the windows; answer positions and window indices as tensors."""
-        return QuestionAnsweringCollator(self.tokenizer, self._pad_multiple())
+        return QuestionAnsweringCollator(self.tokenizer, self.pad_multiple())
 
 
 class QuestionAnsweringCollator:

@@ -159,7 +159,7 @@ class TextClassificationDataModule(TokenizedDataModule):
 
     def collator(self) -> DataCollatorWithPadding:
         """Pad input ids, masks and token types to the longest example of the batch."""
-        return DataCollatorWithPadding(self.tokenizer, pad_to_multiple_of=self._pad_multiple())
+        return DataCollatorWithPadding(self.tokenizer, pad_to_multiple_of=self.pad_multiple())
 
 
 def _infer_problem_type(train: Dataset, column: str, separator: str | None) -> str:

@@ -120,7 +120,7 @@ class TokenClassificationDataModule(TokenizedDataModule):
 
     def collator(self) -> DataCollatorForTokenClassification:
         """Pad input ids and masks with the tokenizer, labels with -100."""
-        return DataCollatorForTokenClassification(self.tokenizer, pad_to_multiple_of=self._pad_multiple())
+        return DataCollatorForTokenClassification(self.tokenizer, pad_to_multiple_of=self.pad_multiple())
 
 
 def _align(tags: list[int], word_ids: list[int | None], all_pieces: bool, inside: dict[int, int]) -> list[int]:
