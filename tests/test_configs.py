@@ -12,6 +12,7 @@ from hydra.errors import ConfigCompositionException
 from lightning.pytorch.strategies import Strategy
 from omegaconf import OmegaConf
 
+from nlp_template.train import accepted
 from nlp_template.utils.config import CONFIG_DIR
 from nlp_template.utils.instantiate import instantiate_list
 from nlp_template.utils.loggers import prepare_loggers
@@ -92,7 +93,7 @@ def test_eval_config_composes(make_cfg):
 
 
 # Data configs whose source needs a file: a stand-in path (instantiating reads nothing).
-FILE_SOURCES = {"files", "conll", "text_files"}
+FILE_SOURCES = {"files", "conll", "text_files", "squad"}
 
 
 @pytest.mark.parametrize("option", options("data"))
@@ -113,10 +114,11 @@ def test_model_configs_instantiate(make_cfg, option, request):
         model = hydra.utils.instantiate(make_cfg([*overrides, "data=sample_text"]).model, _convert_="all", **data)
         assert model.network.config.vocab_size == 30522
         return
-    model = hydra.utils.instantiate(make_cfg(overrides).model, _convert_="all", id2label={0: "neg", 1: "pos"}, **data)
+    cfg = make_cfg(overrides).model
+    model = hydra.utils.instantiate(cfg, _convert_="all", **accepted(cfg, {"id2label": {0: "neg", 1: "pos"}, **data}))
     assert isinstance(model, L.LightningModule)
-    head = model.network.head if option.startswith("rnn") else model.network.classifier
-    assert head.out_features == 2
+    head = model.network.head if option.startswith("rnn") else getattr(model.network, "classifier", None)
+    assert (head or model.network.qa_outputs).out_features == 2  # two classes, or the start and end of an answer
 
 
 @pytest.mark.parametrize("option", options("trainer"))

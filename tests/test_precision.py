@@ -34,7 +34,7 @@ def test_pad_to_multiple_follows_precision(tmp_path, configured, precision_name,
     )  # fmt: skip
     strategy = SimpleNamespace(root_device=SimpleNamespace(type=device))
     dm.trainer = SimpleNamespace(precision=precision_name, strategy=strategy, world_size=1, global_rank=0)
-    assert dm._pad_multiple() == expected
+    assert dm.pad_multiple() == expected
     dm.prepare_data()
     batch = next(iter(dm.train_dataloader()))
     assert expected is None or batch["input_ids"].shape[1] % expected == 0

