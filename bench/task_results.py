@@ -37,7 +37,7 @@ EXPERIMENTS = {
 
 
 QA_SAMPLE = ["data.source.holdout={validation: 0.2, test: 0.2}", "data.max_length=256", "data.doc_stride=64",
-             "model.optimizer.lr=1e-4"]  # fmt: skip
+             "model.optimizer.lr=2e-4", "trainer.max_epochs=10"]  # fmt: skip
 
 
 def run(experiment: str, data_dir: Path, out: Path) -> dict | None:

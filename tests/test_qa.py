@@ -64,20 +64,41 @@ def test_qa_predicts_answers_with_character_offsets(qa_run, make_cfg, tmp_path):
 
 
 @pytest.mark.slow
-def test_qa_exports_to_a_pipeline_and_onnx(qa_run, make_cfg, tmp_path):
-    from transformers import AutoTokenizer, pipeline
+def test_qa_exports_to_hf_and_onnx(qa_run, make_cfg, tmp_path):
+    import torch
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+    from transformers.pipelines import SUPPORTED_TASKS
 
     from nlp_template.export import export
+    from nlp_template.models.qa_answers import best_answers
 
     ckpt = qa_run["best_model_path"]
     ours = _predict(make_cfg, ckpt, tmp_path)
     hf = export(make_cfg([f"ckpt_path={ckpt}", "format=hf", f"output={tmp_path}/hf"], name="export"))
-    assert json.loads((hf / "export_report.json").read_text())["pipeline_task"] == "question-answering"
-    answerer = pipeline("question-answering", model=str(hf), tokenizer=str(hf))
-    for question, our in zip(QUESTIONS, ours, strict=True):
-        theirs = answerer(question=question, context=CONTEXT, align_to_words=False)
-        assert (theirs["answer"], theirs["start"], theirs["end"]) == (our["answer"], our["start"], our["end"])
-        assert theirs["score"] == pytest.approx(our["score"], rel=1e-3)
+    # The export alone (no project code but the decoding): same windows' logits -> the same answers as nlp-predict.
+    tokenizer, network = AutoTokenizer.from_pretrained(hf), AutoModelForQuestionAnswering.from_pretrained(hf).eval()
+    encoded = tokenizer(QUESTIONS, [CONTEXT] * 3, padding=True, return_offsets_mapping=True, return_tensors="pt")
+    pairs = [
+        zip(row.tolist(), encoded.sequence_ids(i), strict=True) for i, row in enumerate(encoded.pop("offset_mapping"))
+    ]
+    offsets = [[list(pair) if kind == 1 else [-1, -1] for pair, kind in row] for row in pairs]
+    with torch.no_grad():
+        output = network(**encoded)
+    features = [{"example_index": i, "offset_mapping": offsets[i]} for i in range(3)]
+    theirs = best_answers([CONTEXT] * 3, features, list(output.start_logits.numpy()), list(output.end_logits.numpy()))
+    assert [(t["answer"], t["start"], t["end"]) for t in theirs] == [(o["answer"], o["start"], o["end"]) for o in ours]
+    assert [t["score"] for t in theirs] == pytest.approx([o["score"] for o in ours], rel=1e-4)
+    report = json.loads((hf / "export_report.json").read_text())
+    if "question-answering" in SUPPORTED_TASKS:  # transformers 4.x; 5.x removed the question-answering pipeline
+        from transformers import pipeline
+
+        assert report["pipeline_task"] == "question-answering"
+        answerer = pipeline("question-answering", model=str(hf), tokenizer=str(hf))
+        for question, our in zip(QUESTIONS, ours, strict=True):
+            answer = answerer(question=question, context=CONTEXT, align_to_words=False)
+            assert (answer["answer"], answer["start"], answer["end"]) == (our["answer"], our["start"], our["end"])
+    else:
+        assert report["pipeline_task"] is None
 
     onnx_dir = export(make_cfg([f"ckpt_path={ckpt}", "format=onnx", f"output={tmp_path}/onnx", "latency.repeats=0"],
                                name="export"))  # fmt: skip
@@ -87,12 +108,12 @@ def test_qa_exports_to_a_pipeline_and_onnx(qa_run, make_cfg, tmp_path):
     assert info["doc_stride"] == 64 and info["max_length"] == 256
     import onnxruntime
 
-    encoded = AutoTokenizer.from_pretrained(onnx_dir)([QUESTIONS[0]], [CONTEXT], return_tensors="np")
+    # What a service holding only the export directory gets: the same start/end logits as the checkpoint's network.
+    inputs = AutoTokenizer.from_pretrained(onnx_dir)(QUESTIONS, [CONTEXT] * 3, padding=True, return_tensors="np")
     session = onnxruntime.InferenceSession(str(onnx_dir / "model.onnx"), providers=["CPUExecutionProvider"])
-    starts, ends = session.run(None, {name: encoded[name].astype(np.int64) for name in info["inputs"]})
-    tokens = encoded["input_ids"][0]
-    answer = AutoTokenizer.from_pretrained(onnx_dir).decode(tokens[starts[0].argmax() : ends[0].argmax() + 1])
-    assert answer.replace(" ", "") == ours[0]["answer"].replace(" ", "")
+    starts, ends = session.run(None, {name: inputs[name].astype(np.int64) for name in info["inputs"]})
+    assert np.abs(starts - output.start_logits.numpy()).max() < 1e-4
+    assert np.abs(ends - output.end_logits.numpy()).max() < 1e-4
 
 
 @pytest.mark.slow
@@ -105,9 +126,9 @@ def test_qa_on_a_real_squad_article_with_minilm(minilm, make_cfg):
 
     overrides = ["experiment=qa_squad_minilm", f"model.backbone={minilm}", f"data.source.train={path}",
                  "data.source.holdout={validation: 0.2, test: 0.2}", "data.max_length=256", "data.doc_stride=64",
-                 "trainer.max_epochs=3", "model.optimizer.lr=1e-4", "extras.print_config=false", "logger=csv",
+                 "trainer.max_epochs=10", "model.optimizer.lr=2e-4", "extras.print_config=false", "logger=csv",
                  "callbacks=model_checkpoint"]  # fmt: skip
     metrics = train(make_cfg(overrides))
-    # Measured on this machine (see docs/tasks.md): from a sentence-embedding model that never saw QA, 3 epochs
-    # over ~160 questions; an untrained span head scores near 0.
-    assert metrics["test/f1"] > 20, metrics
+    # Measured on the 2-core machine (README task table): test F1 33.2, EM 20.4 after 10 epochs over the ~160
+    # training questions, from a sentence-embedding model whose span head starts untrained (3 epochs: F1 9.7).
+    assert metrics["test/f1"] > 20 and metrics["test/exact_match"] > 10, metrics

@@ -47,8 +47,18 @@ class QuestionAnswering(TaskModule):
         compile: `torch.compile` the network with dynamic shapes.
     """
 
-    pipeline_task = "question-answering"
     graph_outputs = ("start_logits", "end_logits")
+
+    @property
+    def pipeline_task(self) -> str | None:
+        """`question-answering` where the installed transformers still has that pipeline (4.x; 5.x removed it).
+
+        Either way the `hf` export loads with `AutoModelForQuestionAnswering`, and `models/qa_answers.py` decodes
+        its logits as the 4.x pipeline did.
+        """
+        from transformers.pipelines import SUPPORTED_TASKS
+
+        return "question-answering" if "question-answering" in SUPPORTED_TASKS else None
 
     def __init__(
         self,

@@ -51,6 +51,8 @@ def _read_bytes(path: str) -> bytes:
 def read_records(path: str, columns: list[str], hints: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """Records `{"line", <column>: value, ...}` from a .txt/.jsonl/.csv/.tsv file or standard input (`-`, text).
 
+    JSONL and CSV records keep the row's other fields too (e.g. an id).
+
     Plain text fills the first column, one record per line, and keeps empty lines as empty texts (callers decide
     what to do with them); it cannot hold several columns. JSONL and CSV need every column; `hints` maps a column to
     the config key that names it, for the error message.
@@ -84,7 +86,8 @@ def _record(path: str, number: int, row: Any, columns: list[str], hints: dict[st
         if column not in row:
             fix = f"+data.{hints[column]}=<one of them>" if column in hints else f"a column named '{column}'"
             raise UserInputError(f"{path} line {number} has no column '{column}'; it has {sorted(row)}. Use {fix}")
-    return {"line": number, **{column: _value(row[column]) for column in columns}}
+    # The row's other fields (an id, a reference label) come back with its prediction, for joining results.
+    return {"line": number, **row, **{column: _value(row[column]) for column in columns}} | {"line": number}
 
 
 def _value(value: Any) -> Any:
