@@ -105,8 +105,12 @@ REVIEWS = ["the soundtrack is wonderful , and the plot is awful .", "the cast is
 def test_regression_trains_predicts_and_exports(make_cfg, tmp_path):
     from transformers import pipeline
 
+    from nlp_template.eval import evaluate
+
     metrics = _train(make_cfg, "regression_tiny", "regression")
     assert metrics["test/pearson"] > 0.5 and {"test/spearman", "test/mse"} <= metrics.keys()
+    again = evaluate(make_cfg([f"ckpt_path={metrics['best_model_path']}"], name="eval", run="eval"))
+    assert again["test/pearson"] == pytest.approx(metrics["test/pearson"], abs=1e-6)
     results = _predict(make_cfg, metrics["best_model_path"], tmp_path, REVIEWS)
     assert [sorted(r) for r in results] == [["line", "score", "text"]] * 2
     directory = _export(make_cfg, metrics["best_model_path"], tmp_path, "hf")
@@ -125,6 +129,10 @@ def test_multi_label_trains_predicts_and_exports(make_cfg, tmp_path):
     # the README's task table, here the plumbing: labels, thresholds, probabilities, exports.
     metrics = _train(make_cfg, "multilabel_tiny", "multilabel", "model=text_classifier")
     assert metrics["test/f1_micro"] > 0.2 and {"test/f1_macro", "test/subset_acc"} <= metrics.keys()
+    from nlp_template.eval import evaluate
+
+    again = evaluate(make_cfg([f"ckpt_path={metrics['best_model_path']}"], name="eval", run="eval"))
+    assert again["test/f1_micro"] == pytest.approx(metrics["test/f1_micro"], abs=1e-6)
     results = _predict(make_cfg, metrics["best_model_path"], tmp_path, REVIEWS)
     for result in results:
         assert set(result["probabilities"]) == {"acting", "music", "story", "visuals"}

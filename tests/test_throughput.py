@@ -43,3 +43,16 @@ def test_training_logs_throughput_and_summarises_it(make_cfg):
     assert metrics["throughput/real_tokens_per_sec"] < metrics["throughput/padded_tokens_per_sec"]
     assert metrics["throughput/samples_per_sec"] > 0 and metrics["throughput/tflops_per_sec"] > 0
     assert "throughput/mfu" not in metrics  # no known peak FLOP/s for a CPU
+
+
+def test_question_answering_flops_are_counted_from_its_outputs():
+    """A task whose network has no `logits` (start/end logits) still gets FLOPs: the monitor asks the task."""
+    from transformers import AutoModelForQuestionAnswering
+
+    config = AutoConfig.for_model("bert", hidden_size=128, num_hidden_layers=2, num_attention_heads=4,
+                                  intermediate_size=256, vocab_size=500)  # fmt: skip
+    monitor = ThroughputMonitor()
+    monitor._outputs = ("start_logits", "end_logits")  # what on_train_start reads from QuestionAnswering
+    qa = monitor.flops_per_example(AutoModelForQuestionAnswering.from_config(config), 64)
+    classifier = ThroughputMonitor().flops_per_example(tiny_bert(), 64)
+    assert qa > 0 and abs(qa - classifier) < 0.05 * classifier  # the same encoder; only the small heads differ
