@@ -161,7 +161,9 @@ def test_experiment_fast_dev_run(make_cfg, experiment, tmp_path):
     # Scores of the test split, or of validation for data without one (Tiny Shakespeare).
     scores = {key: value for key, value in metrics.items() if key.startswith("test/")}
     scores = scores or {key: value for key, value in metrics.items() if key.startswith("val/")}
-    assert scores and all(value is not None and value >= 0 for value in scores.values()), metrics
+    # Correlations (regression) may be below 0 after one batch; every other score is a loss, rate or count.
+    lowest = {key: -1.0 if key.endswith(("pearson", "spearman")) else 0.0 for key in scores}
+    assert scores and all(value is not None and value >= lowest[key] for key, value in scores.items()), metrics
 
 
 @pytest.mark.slow
