@@ -15,7 +15,7 @@ import pytest
 from conftest import SHARED_DATA
 from datasets import Dataset
 
-from nlp_template.data.qa_samples import QASamples
+from nlp_template.data.qa_samples import COMPANY_ENDINGS, JOBS, QASamples, _vocabulary
 from nlp_template.data.qa_windows import check_stride, encode_windows
 from nlp_template.data.squad import SquadSource, check_qa_examples
 from nlp_template.metrics.squad import exact_match, f1_score, normalize_answer, squad_scores
@@ -297,6 +297,24 @@ def test_qa_samples_deterministic_and_seeded():
     check_qa_examples("train", data["train"], False, COLUMNS)
 
 
+TOWNS = set(_vocabulary(random.Random(1234))["town"])  # the generator draws its vocabulary first
+
+
+def _kind(answer: str) -> str:
+    if answer.isdigit():
+        return "year"
+    if answer in JOBS:
+        return "job"
+    if answer.split()[-1] in COMPANY_ENDINGS:
+        return "company"
+    return "town" if answer in TOWNS else "name"
+
+
+def _asked_kind(question: str) -> str:
+    cues = [("year", "year"), ("When", "year"), ("job", "job"), ("work as", "job"), ("work for", "company")]
+    return next((kind for cue, kind in cues if cue in question), "town" if "born" in question else "name")
+
+
 def test_qa_samples_answers_are_exact_and_about_the_named_person(samples):
     unanswerable = 0
     for split in samples.values():
@@ -316,7 +334,8 @@ def test_qa_samples_answers_are_exact_and_about_the_named_person(samples):
             assert name in row["context"]
             # The answer's sentence is about the asked person: the name (or first name) opens it.
             sentence = row["context"][:start].rsplit(". ", 1)[-1]
-            assert sentence.startswith((name, name.split()[0]))
+            assert sentence.startswith(name)
+            assert _kind(text) == _asked_kind(row["question"]), (row["question"], text)
     assert 0.18 < unanswerable / 800 < 0.32
 
 

@@ -54,7 +54,8 @@ def _field(node: Any, key: str, kind: type | tuple[type, ...], where: str) -> An
         raise _LayoutError(f"{where} has no '{key}'")
     value = node[key]
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
-        raise _LayoutError(f"{where}.{key} is {type(value).__name__}, not {getattr(kind, '__name__', kind)}")
+        names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+        raise _LayoutError(f"{where}.{key} is {type(value).__name__}, not {names}")
     return value
 
 

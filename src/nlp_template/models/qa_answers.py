@@ -1,8 +1,9 @@
 """Start/end logits of question answering windows -> one answer string per example.
 
-Spans are scored as Hugging Face's `QuestionAnsweringPipeline` scores them (transformers 4.x
-`select_starts_ends`/`decode_spans`, still in `pipelines/document_question_answering.py`), so for the same logits
-the answers equal the pipeline's with `top_k=1, align_to_words=False`:
+Spans are scored and chosen as Hugging Face's `QuestionAnsweringPipeline` does (transformers 4.x; its
+`select_starts_ends`/`decode_spans` live on in `pipelines/document_question_answering.py`). With `n_best=1` the
+answers equal the pipeline's (`top_k=1, align_to_words=False`) for the same logits; the default `n_best=20` is
+closer to the pipeline's default, which keeps 12 candidates per window (and widens them to whole words):
 
 * each window's start and end logits go through a softmax over the window's context tokens and its CLS token (the
   pipeline always keeps CLS in the softmax, in both v1 and v2 mode), then CLS is zeroed;
