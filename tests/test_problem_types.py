@@ -108,7 +108,7 @@ def test_regression_trains_predicts_and_exports(make_cfg, tmp_path):
     from nlp_template.eval import evaluate
 
     metrics = _train(make_cfg, "regression_tiny", "regression")
-    assert metrics["test/pearson"] > 0.5 and {"test/spearman", "test/mse"} <= metrics.keys()
+    assert metrics["test/pearson"] > 0.5 and {"test/spearman", "test/mse"} <= metrics.keys()  # measured: 0.744
     again = evaluate(make_cfg([f"ckpt_path={metrics['best_model_path']}"], name="eval", run="eval"))
     assert again["test/pearson"] == pytest.approx(metrics["test/pearson"], abs=1e-6)
     results = _predict(make_cfg, metrics["best_model_path"], tmp_path, REVIEWS)
@@ -126,7 +126,9 @@ def test_multi_label_trains_predicts_and_exports(make_cfg, tmp_path):
     from transformers import pipeline
 
     # The transformer (the experiment's BiLSTM cannot be a Hugging Face pipeline); learning is the BiLSTM's job in
-    # the README's task table, here the plumbing: labels, thresholds, probabilities, exports.
+    # the README's task table (micro F1 1.000), here the plumbing: labels, thresholds, probabilities, exports.
+    # Measured with these settings: micro F1 0.240 (predicting every label would give ~0.4): the bound only says
+    # training moved the predictions off "no label", not that the transformer learnt the task.
     metrics = _train(make_cfg, "multilabel_tiny", "multilabel", "model=text_classifier")
     assert metrics["test/f1_micro"] > 0.2 and {"test/f1_macro", "test/subset_acc"} <= metrics.keys()
     from nlp_template.eval import evaluate

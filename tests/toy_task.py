@@ -75,6 +75,9 @@ class NumberDataModule(TokenizedDataModule):
     def columns(self) -> dict[str, str]:
         return {"text_column": "text", "label_column": "label"}
 
+    def prediction_columns(self) -> list[str]:
+        return ["text"]
+
     def tokenizer_texts(self, train: Dataset) -> Iterator[str]:
         return iter(train["text"])
 

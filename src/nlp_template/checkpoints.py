@@ -88,10 +88,6 @@ class TrainedRun:
         data_cfg.output_dir = None
         return hydra.utils.instantiate(data_cfg)
 
-    def tokenizer(self) -> Any:
-        """The run's tokenizer, as its data module loads it."""
-        return self.datamodule().load_tokenizer()
-
 
 def load_run(ckpt_path: str | Path) -> TrainedRun:
     """The checkpoint's run (config read now; model and data built when first used)."""

@@ -64,8 +64,8 @@ def export(cfg: DictConfig) -> Path:
 
 def _write(cfg: DictConfig, run: TrainedRun, output: Path) -> dict:
     """The tokenizer, the model in `cfg.format` and `export_report.json`; returns the report."""
-    model = run.model
-    run.tokenizer().save_pretrained(str(output))
+    model, datamodule = run.model, run.datamodule()  # one data module: its tokenizer, and the held-out batch
+    datamodule.load_tokenizer().save_pretrained(str(output))
     # `task` only describes the export for people reading the report; nothing decides anything from it.
     report = {"format": cfg.format, "task": type(model).__name__, "ckpt_path": str(run.ckpt_path.resolve()),
               "weights_mb": exporters.parameter_bytes(model.network) / 1e6}  # fmt: skip
@@ -76,14 +76,13 @@ def _write(cfg: DictConfig, run: TrainedRun, output: Path) -> dict:
         # Graphs in fp32, whatever the network was restored in (a bf16/fp16 backbone config restores in that dtype):
         # CPU runtimes want fp32, and the 1e-4 check is an fp32 tolerance.
         model.network.float()
-        report.update(_export_graph(cfg, run, output))
+        report.update(_export_graph(cfg, model, datamodule, output))
     (output / REPORT).write_text(json.dumps(report, indent=2) + "\n")
     return report
 
 
-def _export_graph(cfg: DictConfig, run: TrainedRun, output: Path) -> dict:
+def _export_graph(cfg: DictConfig, model: Any, datamodule: Any, output: Path) -> dict:
     """ONNX or TorchScript: write the graph, verify it on held-out data, time it; returns the report's facts."""
-    model, datamodule = run.model, run.datamodule()
     batch = check.held_out_batch(datamodule, cfg.verify_examples)
     names = exporters.graph_inputs(batch, model.network)
     module = model.graph_module(names)

@@ -150,8 +150,11 @@ class TokenizedDataModule(L.LightningDataModule):
         return []
 
     def prediction_columns(self) -> list[str]:
-        """Columns a prediction input must have (a plain-text input file fills the first one, one line each)."""
-        return [column for key, column in self.columns().items() if "label" not in key and "tag" not in key]
+        """Columns a prediction input must have (a plain-text input file fills the first one, one line each).
+
+        All of `columns()` by default; a task with label columns returns only its inputs.
+        """
+        return list(self.columns().values())
 
     def prediction_examples(self, records: list[dict]) -> list[dict]:
         """Prediction records (the columns of `prediction_columns`, plus `line`) -> rows for `encode`."""

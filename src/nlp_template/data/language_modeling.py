@@ -63,17 +63,11 @@ class LanguageModelingDataModule(TokenizedDataModule):
 
     def make_tokenizer(self, texts: Iterator[str], data_key: str) -> PreTrainedTokenizerBase:
         """The configured or trained tokenizer, padding with end-of-text where it has no pad token."""
-        tokenizer = super().make_tokenizer(texts, data_key)
-        if tokenizer.pad_token is None:  # GPT-2 style tokenizers have none; padding is masked out anyway
-            tokenizer.pad_token = tokenizer.eos_token
-        return tokenizer
+        return _pad_with_eos(super().make_tokenizer(texts, data_key))
 
     def load_tokenizer(self) -> PreTrainedTokenizerBase:
         """The saved tokenizer, with the same pad token as in training."""
-        tokenizer = super().load_tokenizer()
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        return tokenizer
+        return _pad_with_eos(super().load_tokenizer())
 
     def inference_settings(self) -> dict[str, Any]:
         """The context length: a block."""
@@ -135,6 +129,13 @@ class LanguageModelingDataModule(TokenizedDataModule):
     def collator(self) -> LanguageModelingCollator:
         """Pad blocks and copy the ids into `labels` with padding masked out (-100)."""
         return LanguageModelingCollator(self.tokenizer, self.pad_multiple())
+
+
+def _pad_with_eos(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
+    """GPT-2 style tokenizers have no pad token: pad with end-of-text (padding is masked out of the loss anyway)."""
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
 
 
 def _concatenate(rows: list[list[int]]) -> np.ndarray:

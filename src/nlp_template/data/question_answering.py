@@ -90,13 +90,14 @@ class QuestionAnsweringDataModule(TokenizedDataModule):
         return [self.doc_stride, self.version_2_with_negative]
 
     def tokenize(self, raw: DatasetDict) -> tuple[DatasetDict, dict]:
-        """Windows of every split; each window knows its example's row (`example_row`) and its own index."""
+        """Windows of every split; evaluation windows know their example's row (`example_row`) and their index."""
         numbered = DatasetDict({split: data.add_column(ROW, list(range(data.num_rows))) for split, data in raw.items()})
         splits, stats = self.encode_splits(numbered, self.encode)
-        splits = DatasetDict({split: data.add_column("feature_index", list(range(data.num_rows)))
-                              for split, data in splits.items()})  # fmt: skip
-        for split, data in splits.items():
-            stats[split]["windows"] = data.num_rows
+        for split, data in list(splits.items()):
+            # `encode_splits` counts rows, which are windows here.
+            stats[split].update(examples=raw[split].num_rows, windows=data.num_rows)
+            if split != "train":  # the task module looks up an evaluated window's offsets and example by its index
+                splits[split] = data.add_column("feature_index", list(range(data.num_rows)))
         return splits, stats
 
     def encode(self, batch: dict[str, list], split: str) -> dict[str, list]:

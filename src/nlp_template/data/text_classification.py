@@ -72,6 +72,10 @@ class TextClassificationDataModule(TokenizedDataModule):
             roles["text_pair_column"] = self.text_pair_column
         return roles
 
+    def prediction_columns(self) -> list[str]:
+        """The text (and pair) column: labels are what prediction supplies."""
+        return list(self.text_columns)
+
     def check_split(self, split: str, data: Dataset) -> None:
         """Labels of one kind and never empty; no empty text.
 
@@ -92,26 +96,31 @@ class TextClassificationDataModule(TokenizedDataModule):
     def prepare_labels(self, raw: DatasetDict) -> DatasetDict:
         """The problem type and the label set (none for regression), every split checked against it."""
         raw, class_names = _class_label_names(raw, self.label_column)
-        self.problem_type = self.problem_type or _infer_problem_type(raw["train"], self.label_column,
-                                                                     self.label_separator)  # fmt: skip
+        if self.problem_type is None:  # an explicit `regression` was checked in `check_split` (the source's rows)
+            self.problem_type = _infer_problem_type(raw["train"], self.label_column, self.label_separator)
+            if self.problem_type == "regression":  # a float column: only NaN/inf can be wrong
+                for split, data in raw.items():
+                    _check_numeric(split, data, self.label_column)
         if self.problem_type == "regression":
-            for split, data in raw.items():  # checked in check_split (row numbers of the source) when asked for
-                _check_numeric(split, data, self.label_column)
             self.labels = None
             return raw
-        sets = {split: self._label_sets(data[self.label_column]) for split, data in raw.items()}
+        present = {split: self._distinct_labels(data[self.label_column]) for split, data in raw.items()}
         if self.problem_type == "multi_label_classification":
-            self.labels = self.labels or sorted({label for rows in sets["train"] for label in rows})
+            self.labels = self.labels or sorted(present["train"])
         else:
             self.labels = self.labels or class_names or sorted_labels(raw["train"][self.label_column])
-        for split, rows in sets.items():
-            check_labels(split, {label for row in rows for label in row}, self.labels)
+        for split, labels in present.items():
+            check_labels(split, labels, self.labels)
         return raw
 
-    def _label_sets(self, values: list) -> list[list[str]]:
-        """Every example's labels as a list of strings (one label, unless multi-label)."""
+    def _distinct_labels(self, values: list) -> set[str]:
+        """The labels a split uses, as strings."""
         if self.problem_type != "multi_label_classification":
-            return [[str(value)] for value in values]
+            return {str(value) for value in values}
+        return {label for row in self._label_sets(values) for label in row}
+
+    def _label_sets(self, values: list) -> list[list[str]]:
+        """Every example's labels as a list of strings (multi-label data)."""
         if self.label_separator:
             parts = (str(value).split(self.label_separator) for value in values)
             return [[part.strip() for part in row if part.strip()] for row in parts]

@@ -18,6 +18,7 @@ the task module (and its data module, `data/base.py`), never decided from a clas
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 from collections.abc import Callable, Iterator
@@ -216,10 +217,20 @@ class TaskModule(L.LightningModule):
 
 def network_inputs(network: torch.nn.Module, batch: dict[str, Any]) -> dict[str, Any]:
     """The entries of `batch` that `network.forward` takes (all of them when it takes `**kwargs`)."""
-    parameters = inspect.signature(network.forward).parameters
-    if any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters.values()):
-        return batch
-    return {key: value for key, value in batch.items() if key in parameters}
+    names = _forward_parameters(type(network))
+    return batch if names is None else {key: value for key, value in batch.items() if key in names}
+
+
+@functools.cache
+def _forward_parameters(network_class: type) -> frozenset[str] | None:
+    """The argument names of a network class's `forward`, None when it takes `**kwargs`.
+
+    Once per class: `forward` runs every training step, and `inspect.signature` is not free.
+    """
+    parameters = inspect.signature(network_class.forward).parameters.values()
+    if any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters):
+        return None
+    return frozenset(parameter.name for parameter in parameters)
 
 
 def truncated_flag(feature: dict) -> dict:

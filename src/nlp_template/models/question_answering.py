@@ -101,18 +101,14 @@ class QuestionAnswering(TaskModule):
         size = batch["input_ids"].shape[0]
         self.log(f"{stage}/loss", output.loss, prog_bar=stage == "val", batch_size=size, sync_dist=True)
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """The loss of a batch (window indices are bookkeeping, not network inputs)."""
-        batch.pop("feature_index", None)
-        return super().training_step(batch, batch_idx)
-
     def log_epoch(self, stage: str) -> None:
         """Exact match and F1 (0-100, SQuAD's scale) over the whole split, from every rank's windows."""
         windows, self._windows[stage] = self._windows[stage], []
-        datamodule = self.trainer.datamodule if self._trainer is not None else None
-        if datamodule is None or not windows and not dist.is_initialized():
-            return
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+        if self._trainer is None or self.trainer.datamodule is None or not (windows or distributed):
+            return  # every rank must reach the gather below, even one that saw no window
+        datamodule = self.trainer.datamodule
+        if distributed:
             gathered: list[Any] = [None] * dist.get_world_size()
             dist.all_gather_object(gathered, windows)
             windows = [window for part in gathered for window in part]

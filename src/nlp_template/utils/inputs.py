@@ -87,7 +87,8 @@ def _record(path: str, number: int, row: Any, columns: list[str], hints: dict[st
             fix = f"+data.{hints[column]}=<one of them>" if column in hints else f"a column named '{column}'"
             raise UserInputError(f"{path} line {number} has no column '{column}'; it has {sorted(row)}. Use {fix}")
     # The row's other fields (an id, a reference label) come back with its prediction, for joining results.
-    return {"line": number, **row, **{column: _value(row[column]) for column in columns}} | {"line": number}
+    record = {"line": number, **{key: value for key, value in row.items() if key != "line"}}
+    return record | {column: _value(row[column]) for column in columns}
 
 
 def _value(value: Any) -> Any:
