@@ -24,12 +24,12 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import hydra
 import pytest
 import torch
+from catalogue import FILE_DATA, SAMPLE, Case, more_cases
 from conftest import FAST
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
@@ -38,7 +38,6 @@ from nlp_template.utils.config import compose_config, print_and_save
 from nlp_template.utils.errors import UserInputError, one_line_config_errors
 from nlp_template.utils.run import RUN_CONFIG_KEY
 
-SAMPLE = ["experiment=sentiment_tiny", *FAST]  # the user's earlier run, and the data of most config cases
 OLD_RUN = "logs/train/runs/2025-01-01_09-00-00_a1b2c3"
 
 # ------------------------------------------------------------------------------------------------ input files
@@ -101,24 +100,6 @@ def _old_checkpoint(tmp: Path) -> Path:
 
 
 # --------------------------------------------------------------------------------------------------- the table
-@dataclass(frozen=True)
-class Case:
-    """One bad input: the entry point, its overrides (`{tmp}`, `{ckpt}`, ... filled in), the expected message.
-
-    `entry`: train | eval | predict | export (the decorated function, in-process), `cli-train` (the `@hydra.main`
-    function with a command line: Hydra's own config errors), `data` (only the data module: `handled` cases).
-    `expect`: a regex of the message after `error: `, or of the log of a `handled` case.
-    """
-
-    id: str
-    entry: str
-    overrides: list[str]
-    expect: str
-    handled: bool = False
-    marks: tuple = ()
-
-
-FILE_DATA = ["data=files"]
 
 # fmt: off
 QA_DATA = ["data=squad", "model=question_answering", "data.source.holdout=null", "extras.print_config=false"]
@@ -244,6 +225,10 @@ CASES = [
          r"^unknown export format 'pdf'; use one of \['hf', 'onnx', 'torchscript'\]$"),
 ]
 # fmt: on
+EXTRA_FILES, EXTRA_CASES = more_cases()  # the bad_inputs_*.py tables
+assert not FILES.keys() & EXTRA_FILES.keys(), "a table reuses a file name of this one"
+FILES.update(EXTRA_FILES)
+CASES += EXTRA_CASES
 BY_ID = {case.id: case for case in CASES}
 
 
