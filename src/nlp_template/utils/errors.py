@@ -17,7 +17,7 @@ import functools
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -38,6 +38,16 @@ def full_error_wanted() -> bool:
 def one_line(message: str) -> str:
     """`message` with its line breaks and runs of whitespace collapsed to single spaces."""
     return " ".join(message.split())
+
+
+def listing(items: Iterable[Any], limit: int = 10) -> str:
+    """`a, b, c` for an error line: the first `limit` items and how many more, so a line stays readable for any count.
+
+    500 unknown labels would otherwise make an error line thousands of characters long.
+    """
+    items = list(items)
+    shown = ", ".join(str(item) for item in items[:limit])
+    return shown if len(items) <= limit else f"{shown} and {len(items) - limit} more"
 
 
 def _user_message(error: BaseException) -> str | None:
