@@ -79,7 +79,7 @@ def test_validation_loss_is_token_weighted(tmp_path):
             model.validation_step(batch, 0)
             losses.append((model(**batch).loss.item(), ids.shape[1] - 1))
     expected = sum(loss * count for loss, count in losses) / sum(count for _, count in losses)
-    assert model.val_loss.compute().item() == pytest.approx(expected, rel=1e-5)
+    assert model.eval_losses["val"].compute().item() == pytest.approx(expected, rel=1e-5)
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 from datasets import Dataset, DatasetDict
+from torchmetrics.classification import BinaryAccuracy
 from transformers import DataCollatorWithPadding
 from transformers.modeling_outputs import SequenceClassifierOutput
 
@@ -118,14 +119,13 @@ class NumberDetector(TaskModule):
         self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
         self.network = MaxPoolNetwork(vocab_size, pad_token_id, width)
         self.setup_network()
-        self.correct = {"val": [], "test": []}
+        self.val_accuracy, self.test_accuracy = BinaryAccuracy(), BinaryAccuracy()  # summed counts across ranks
 
     def evaluate(self, batch: dict[str, torch.Tensor], stage: str) -> None:
         output = self(**batch)
-        accuracy = ((output.logits > 0).float() == batch["labels"]).float().mean()
-        size = batch["labels"].shape[0]
-        self.log(f"{stage}/loss", output.loss, batch_size=size, sync_dist=True)
-        self.log(f"{stage}/acc", accuracy, batch_size=size, sync_dist=True)
+        getattr(self, f"{stage}_accuracy").update((output.logits > 0).long(), batch["labels"].long())
+        self.log_loss(stage, output.loss, batch["labels"].shape[0])  # exact under DDP, as every task's loss
+        self.log(f"{stage}/acc", getattr(self, f"{stage}_accuracy"))
 
     def decode_predictions(self, examples: list[dict], features: list[dict], outputs: Any, **settings: Any) -> list:
         probabilities = outputs.logits.sigmoid().tolist()

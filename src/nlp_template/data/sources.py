@@ -3,36 +3,45 @@
 A source has two methods: `load()` returns a `DatasetDict` with some of the splits `train`, `validation`, `test`,
 and `fingerprint()` returns a string that changes whenever the data changes (it keys the tokenization cache).
 The embedded generator (`samples.SentimentSamples`) is a source too. Add a new kind of source by writing a class
-with these two methods and pointing `data.source._target_` at it.
+with these two methods and pointing `data.source._target_` at it. A source that parses files may take
+`load(text_columns)`, the columns holding the model's input texts (`load_source` passes them where accepted).
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
+import inspect
+import os
+import shutil
+import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import datasets
-from datasets import DatasetDict
+from datasets import Dataset, DatasetDict
 
+from nlp_template.data.reader import FORMATS, READER_VERSION, read_table, table_columns
 from nlp_template.utils.errors import UserInputError
 from nlp_template.utils.hub import first_line
-from nlp_template.utils.inputs import first_invalid_utf8_line
 
 SPLITS = ("train", "validation", "test")
+# A JSON column that mixes kinds (labels 1 and "pos") is stored as `Json` (datasets >= 4.7), so the label checks can
+# name the rows; older versions cannot store it and the file is refused as a whole.
+_MIXED_TYPES = (
+    {"on_mixed_types": "use_json"} if "on_mixed_types" in inspect.signature(Dataset.from_dict).parameters else {}
+)
 
-# Extension -> (datasets builder, builder options). TSV turns quote processing off: GLUE TSVs contain bare quotes
-# that pandas would otherwise treat as the start of a quoted field and silently merge lines.
-_FORMATS = {
-    ".csv": ("csv", {"keep_default_na": False}),
-    ".tsv": ("csv", {"sep": "\t", "quoting": csv.QUOTE_NONE, "keep_default_na": False}),
-    ".jsonl": ("json", {}),
-    ".json": ("json", {}),
-    ".parquet": ("parquet", {}),
-    # Plain text: a row per line (column `text`), line breaks kept so that the rows concatenate back into the file.
-    ".txt": ("text", {"keep_linebreaks": True}),
-}
+
+def load_source(source: Any, text_columns: Collection[str]) -> DatasetDict:
+    """`source.load()`, telling a source that reads files which columns hold text (`FileSource.load`).
+
+    Sources written before this argument existed (`load()` alone) are called as they were.
+    """
+    if "text_columns" in inspect.signature(source.load).parameters:
+        return source.load(text_columns=list(text_columns))
+    return source.load()
 
 
 @dataclass
@@ -81,12 +90,15 @@ class HubSource:
 class FileSource:
     """Local files, one per split; the format follows the extension (.csv, .tsv, .jsonl/.json, .parquet, .txt).
 
+    Files are parsed by `data/reader.py`, the reader prediction uses too, so training, evaluation and prediction
+    see the same texts (the rules: docs/data.md). Each file's rows are kept as an Arrow copy, one folder per file
+    content, so a later run maps that copy instead of parsing the file again.
+
     Args:
         train: path of the training file (required).
         validation: path of the validation file; when None, the data module carves one from train.
         test: path of the test file (optional).
-        cache_dir: where `datasets` keeps the converted Arrow files, one folder per file content (None: the
-            `datasets` default).
+        cache_dir: where the Arrow copies are kept (None: the `datasets` cache).
     """
 
     train: str
@@ -99,68 +111,75 @@ class FileSource:
         paths = {split: getattr(self, split) for split in SPLITS}
         return {split: Path(path).expanduser() for split, path in paths.items() if path}
 
-    def _check(self, split: str, path: Path) -> tuple[str, dict]:
+    def _check(self, split: str, path: Path) -> None:
         if not path.is_file():
             raise UserInputError(f"{split} file not found: {path} (set data.source.{split} to an existing file)")
+        if path.suffix.lower() not in FORMATS:
+            raise UserInputError(
+                f"{split} file {path} has an unknown extension '{path.suffix}'; use one of {sorted(FORMATS)}"
+            )
+        try:  # the content hash reads the file before the reader does
+            with open(path, "rb"):
+                pass
+        except PermissionError:
+            raise UserInputError(f"cannot read {split} file {path}: permission denied; make it readable (chmod u+r"
+                                 f" {path})") from None  # fmt: skip
         if path.stat().st_size == 0:
             raise UserInputError(f"{split} file is empty: {path}")
-        if path.suffix.lower() not in _FORMATS:
-            raise UserInputError(
-                f"{split} file {path} has an unknown extension '{path.suffix}'; use one of {sorted(_FORMATS)}"
-            )
-        return _FORMATS[path.suffix.lower()]
 
-    def load(self) -> DatasetDict:
-        """Read every configured file into a split; checks that each exists and holds at least one row."""
+    def load(self, text_columns: Collection[str] = ()) -> DatasetDict:
+        """Read every configured file into a split; checks that each exists and holds at least one row.
+
+        Args:
+            text_columns: the columns that hold the model's input texts: kept as written in CSV/TSV (never turned
+                into numbers) and required to be strings in JSON/Parquet (see `reader.check_texts`).
+        """
         result = {}
         for split, path in self._paths().items():
-            builder, options = self._check(split, path)
-            # `datasets` keys its Arrow copy of a local file by path, size and modification time: a file rewritten
-            # with the same size and time (`cp -p`, `rsync -a`, an edit within the same second) would be read from
-            # the stale copy. One cache folder per content hash rules that out.
-            base = Path(self.cache_dir or datasets.config.HF_DATASETS_CACHE)
-            cache_dir = str(base / "by-content" / self._digest(path)[:16])  # a file in two splits: one copy
-            try:
-                loaded = datasets.load_dataset(
-                    builder, data_files={split: str(path)}, split=split, cache_dir=cache_dir, **options
-                )
-            except Exception as error:
-                if "corresponds to no data" in str(error):  # how `datasets` reports a file with no rows
-                    raise UserInputError(f"{split} file has a header but no rows: {path}") from error
-                raise UserInputError(_read_error(split, path, error)) from error
-            if loaded.num_rows == 0:
-                raise UserInputError(f"{split} file has a header but no rows: {path}")
-            result[split] = loaded
+            self._check(split, path)
+            result[split] = self._rows(split, path, sorted(text_columns))
         return DatasetDict(result)
 
+    def _rows(self, split: str, path: Path, text_columns: list[str]) -> Dataset:
+        """The file's rows as a memory-mapped Arrow table, parsed once per file content and reading rules."""
+        # Keyed by a content hash, not by path, size and modification time: a file rewritten with the same size and
+        # time (`cp -p`, `rsync -a`, an edit within the same second) must not be read from a stale copy.
+        rules = hashlib.sha256(repr((READER_VERSION, text_columns)).encode()).hexdigest()[:12]
+        base = Path(self.cache_dir or datasets.config.HF_DATASETS_CACHE)
+        folder = base / "by-content" / self._digest(path)[:16] / f"rows-{rules}"  # a file in two splits: one copy
+        if (folder / "state.json").is_file():
+            try:
+                return datasets.load_from_disk(str(folder))
+            except Exception:  # an unreadable copy (a full disk, an old datasets version) is written again
+                shutil.rmtree(folder, ignore_errors=True)
+        table = read_table(path, f"{split} file {path}", text_columns=text_columns, keep_linebreaks=True)
+        if not table.rows:
+            what = "a header but no rows" if table.columns and path.suffix.lower() in (".csv", ".tsv") else "no rows"
+            raise UserInputError(f"{split} file has {what}: {path}")
+        try:
+            data = Dataset.from_dict(table_columns(table, text_columns), **_MIXED_TYPES)
+        except Exception as error:  # pyarrow cannot store some mixes (e.g. an object in one record, a list in another)
+            raise UserInputError(f"could not store {split} file {path} as a table: {first_line(error)}; give each"
+                                 " column values of one kind") from error  # fmt: skip
+        # Written beside the final folder and renamed into place: a concurrent run never maps a half-written copy.
+        partial = folder.with_name(f"{folder.name}.partial-{uuid.uuid4().hex[:8]}")
+        data.save_to_disk(str(partial))
+        try:
+            os.replace(partial, folder)
+        except OSError:  # another process got there first: its copy holds the same rows
+            shutil.rmtree(partial, ignore_errors=True)
+        return datasets.load_from_disk(str(folder))
+
     def fingerprint(self) -> str:
-        """A hash of the files' contents, so an edited file is tokenized again."""
+        """A hash of the files' contents and of the reading rules, so an edited file is tokenized again."""
         digests = "|".join(f"{split}={self._digest(path)}" for split, path in self._paths().items())
-        return f"files:{hashlib.sha256(digests.encode()).hexdigest()}"
+        return f"files:{hashlib.sha256(f'reader{READER_VERSION}|{digests}'.encode()).hexdigest()}"
 
     def _digest(self, path: Path) -> str:
         """The file's content hash, computed once per source object (`load` and `fingerprint` both need it)."""
         if str(path) not in self._digests:
             self._digests[str(path)] = hash_files({"file": path})
         return self._digests[str(path)]
-
-
-def _read_error(split: str, path: Path, error: BaseException) -> str:
-    """What went wrong reading a data file: the first line that is not UTF-8, or the parser's own complaint."""
-    if path.suffix.lower() != ".parquet":
-        with open(path, "rb") as handle:
-            bad = first_invalid_utf8_line(handle)
-        if bad:
-            number, byte, column = bad
-            return (
-                f"{split} file {path} line {number} is not valid UTF-8 (byte {byte:#04x} at column {column}); save the"
-                " file as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
-            )
-    # `datasets` wraps the parser's error (pandas, pyarrow) in a DatasetGenerationError that says nothing.
-    cause = error
-    while type(cause).__name__ == "DatasetGenerationError" and (cause.__cause__ or cause.__context__):
-        cause = cause.__cause__ or cause.__context__
-    return f"could not read {split} file {path}: {first_line(cause)}; check its format against its extension"
 
 
 def hash_files(paths: dict[str, Path]) -> str:

@@ -6,6 +6,12 @@ optimizer and scheduler (Hydra partials), the optional `torch.compile` of the ne
 a NaN/inf loss, and the step plumbing: a task implements `evaluate(batch, stage)` and, for split-level metrics,
 `log_epoch(stage)`.
 
+Every validation/test metric is a function of the split's examples alone, the same for any batching and any number
+of DDP ranks: `log_loss` sums each batch's loss times its count of loss terms (examples, labelled tokens, windows)
+in a torchmetrics `MeanMetric`, whose sums are all-reduced before the division. Lightning's own `self.log(...,
+sync_dist=True)` averages per-rank means instead, which is wrong whenever the ranks hold different numbers of
+examples (5 examples on 2 ranks: x1.25).
+
 The task contract: everything `nlp-predict`, `nlp-export` and the callbacks need to know about a task is asked of
 the task module (and its data module, `data/base.py`), never decided from a class name elsewhere:
 
@@ -27,6 +33,7 @@ from typing import Any, ClassVar
 import lightning as L
 import torch
 from torch.optim import Optimizer
+from torchmetrics import MeanMetric, Metric
 
 from nlp_template.models.backbones import build_model, model_from_config
 from nlp_template.models.graph import GraphModule
@@ -35,6 +42,7 @@ from nlp_template.utils.errors import UserInputError
 
 log = logging.getLogger(__name__)
 NONFINITE_DEFAULTS = {"action": "stop", "max_skipped": 10}
+STAGES = ("val", "test")
 
 
 class TaskModule(L.LightningModule):
@@ -55,6 +63,9 @@ class TaskModule(L.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         object.__setattr__(self, "_compiled", None)
+        # Sums of loss x count and of counts per evaluation stage (not saved in checkpoints: metric states are not
+        # persistent), all-reduced across ranks when computed.
+        self.eval_losses = torch.nn.ModuleDict({stage: MeanMetric().set_dtype(torch.float64) for stage in STAGES})
 
     def hf_network(self, auto_class: Any, task_settings: dict[str, Any]) -> torch.nn.Module:
         """Build the Hugging Face network from the hyperparameters (`backbone`, `pretrained`, `config`).
@@ -88,6 +99,13 @@ class TaskModule(L.LightningModule):
             getattr(self.network, name)()
         object.__setattr__(self, "_compiled", torch.compile(self.network, dynamic=True) if compile else None)
 
+    def setup(self, stage: str) -> None:
+        """Metric sums in float64 where the device has it (MPS has not: float32 there)."""
+        if self._trainer is not None and self.trainer.strategy.root_device.type == "mps":
+            for metric in self.modules():
+                if isinstance(metric, Metric) and metrics_dtype(metric) == torch.float64:
+                    metric.set_dtype(torch.float32)
+
     def forward(self, **batch: torch.Tensor) -> Any:
         """The network's output (with the loss when `labels` is in the batch).
 
@@ -106,6 +124,18 @@ class TaskModule(L.LightningModule):
     def evaluate(self, batch: dict[str, torch.Tensor], stage: str) -> Any:
         """Loss and metric updates of one `val` or `test` batch (each task implements it)."""
         raise NotImplementedError
+
+    def log_loss(self, stage: str, loss: torch.Tensor, count: torch.Tensor | int) -> None:
+        """Accumulate a batch's mean `loss` over its `count` loss terms; `{stage}/loss` is the split's exact mean.
+
+        `count` is what the network's loss averages over: examples for sentence tasks, labelled tokens for token
+        tasks and language models, windows for QA. Logged as a metric object, so Lightning computes it once per
+        epoch from the summed states of every rank.
+        """
+        metric = self.eval_losses[stage]
+        dtype = metrics_dtype(metric)
+        metric.update(loss.detach().to(dtype), weight=torch.as_tensor(count, dtype=dtype, device=loss.device))
+        self.log(f"{stage}/loss", metric, prog_bar=stage == "val", on_step=False, on_epoch=True)
 
     def log_epoch(self, stage: str) -> None:
         """Metrics that need the whole split (entity F1, token-weighted loss); none by default."""
@@ -213,6 +243,19 @@ class TaskModule(L.LightningModule):
         """What a program running an exported graph needs beside it (written to `export_info.json`)."""
         id2label = self.hparams.get("id2label")
         return {"id2label": dict(id2label)} if id2label else {}
+
+
+def metrics_dtype(metric: Metric | Any) -> torch.dtype:
+    """The dtype of a torchmetrics metric's (or collection's) floating-point states (float32 when it has none)."""
+    metrics = metric.values() if hasattr(metric, "values") else [metric]
+    for item in metrics:
+        for name in item._defaults:
+            state = getattr(item, name)
+            states = state if isinstance(state, list) else [state]
+            for value in states:
+                if isinstance(value, torch.Tensor) and value.is_floating_point():
+                    return value.dtype
+    return torch.float32
 
 
 def network_inputs(network: torch.nn.Module, batch: dict[str, Any]) -> dict[str, Any]:

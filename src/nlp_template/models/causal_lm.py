@@ -12,7 +12,6 @@ from typing import Any
 
 import torch
 from torch.optim import Optimizer
-from torchmetrics import MeanMetric
 from transformers import AutoModelForCausalLM
 
 from nlp_template.models.base import TaskModule
@@ -73,21 +72,17 @@ class CausalLM(TaskModule):
                 " data.block_size (or build the model with more positions, e.g. model.config.n_positions)"
             )
         self.setup_network(gradient_checkpointing, compile)
-        self.val_loss = MeanMetric()
-        self.test_loss = MeanMetric()
 
     def evaluate(self, batch: dict[str, torch.Tensor], stage: str) -> None:
         """Accumulate the loss, weighted by the batch's predicted tokens."""
         loss = self(**batch).loss
         predicted = (batch["labels"][:, 1:] != -100).sum()  # each position predicts the next token
-        getattr(self, f"{stage}_loss").update(loss, weight=predicted)
+        self.log_loss(stage, loss, predicted)
 
     def log_epoch(self, stage: str) -> None:
-        """Loss (nats per token) and perplexity over the whole split."""
-        metric = getattr(self, f"{stage}_loss")
-        loss = metric.compute()  # token-weighted, summed across ranks
-        self.log_dict({f"{stage}/loss": loss, f"{stage}/ppl": torch.exp(loss)}, prog_bar=stage == "val")
-        metric.reset()
+        """Perplexity over the whole split: exp of the token-weighted loss, summed across ranks."""
+        loss = self.eval_losses[stage].compute()  # cached: Lightning's own compute of `{stage}/loss` reuses it
+        self.log(f"{stage}/ppl", torch.exp(loss), prog_bar=stage == "val")  # already the same on every rank
 
     def predict_records(
         self, records: list[dict], datamodule: Any, batch_size: int = 64, max_new_tokens: int = 80,

@@ -25,7 +25,7 @@ from torchmetrics.classification import (
 from torchmetrics.regression import MeanSquaredError, PearsonCorrCoef, SpearmanCorrCoef
 from transformers import AutoModelForSequenceClassification
 
-from nlp_template.models.base import TaskModule, label_maps, truncated_flag
+from nlp_template.models.base import TaskModule, label_maps, metrics_dtype, truncated_flag
 from nlp_template.utils.errors import UserInputError
 
 SINGLE, MULTI, REGRESSION = "single_label_classification", "multi_label_classification", "regression"
@@ -38,9 +38,10 @@ def _metrics(problem_type: str, num_labels: int, threshold: float) -> MetricColl
     right); regression: mean squared error and the Pearson and Spearman correlations.
     """
     if problem_type == REGRESSION:
+        # float64 sums: float32 ones differ in the 6th digit between batchings and rank counts (`TaskModule.setup`).
         return MetricCollection(
             {"mse": MeanSquaredError(), "pearson": PearsonCorrCoef(), "spearman": SpearmanCorrCoef()}
-        )
+        ).set_dtype(torch.float64)
     if problem_type == MULTI:
         return MetricCollection({
             "f1_micro": MultilabelF1Score(num_labels, threshold=threshold, average="micro"),
@@ -98,9 +99,14 @@ class SequenceClassificationTask(TaskModule):
         output = self(**batch)
         scores = self.scores(output.logits)
         labels = batch["labels"]
-        metrics.update(scores, labels.int() if self.problem_type == MULTI else labels)
+        if self.problem_type == MULTI:
+            metrics.update(scores, labels.int())
+        elif self.problem_type == REGRESSION:
+            metrics.update(scores.to(metrics_dtype(metrics)), labels.to(metrics_dtype(metrics)))
+        else:
+            metrics.update(scores, labels)
         batch_size = labels.shape[0]
-        self.log(f"{stage}/loss", output.loss, prog_bar=stage == "val", batch_size=batch_size, sync_dist=True)
+        self.log_loss(stage, output.loss, batch_size)  # cross-entropy / BCE / MSE: a mean over the examples
         self.log_dict(metrics, prog_bar=stage == "val", batch_size=batch_size)
         if self.problem_type != SINGLE:
             return None

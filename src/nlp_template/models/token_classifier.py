@@ -83,9 +83,8 @@ class TokenClassifier(TaskModule):
         entities, token_acc = getattr(self, f"{stage}_entities"), getattr(self, f"{stage}_token_acc")
         entities.update(*self.word_tags(output.logits, batch["labels"]))
         token_acc.update(output.logits.argmax(dim=-1), batch["labels"])
-        size = batch["labels"].shape[0]
-        self.log(f"{stage}/loss", output.loss, prog_bar=stage == "val", batch_size=size, sync_dist=True)
-        self.log(f"{stage}/token_acc", token_acc, batch_size=size)
+        self.log_loss(stage, output.loss, (batch["labels"] != IGNORE).sum())  # a mean over the labelled tokens
+        self.log(f"{stage}/token_acc", token_acc, batch_size=batch["labels"].shape[0])
 
     def log_epoch(self, stage: str) -> None:
         """Entity precision, recall and F1 over the whole split."""

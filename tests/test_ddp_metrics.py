@@ -1,0 +1,88 @@
+"""DDP metrics equal single-process metrics, for every task, with splits that do not divide among the ranks.
+
+Every experiment trains under `trainer=ddp_sim` with 3 ranks (`torchrun`, one process group for all of them) on
+validation and test splits of 37 and 41 examples; the metrics that run reports for its best checkpoint are then
+recomputed in one process. Every `val/*` and `test/*` metric must agree to 1e-6: a metric that averaged per-rank
+means (the ranks hold 14, 14 and 9 validation examples) or counted an example twice would not.
+
+Evaluation batches of 7 make 6 batches of each split, which the 3 ranks share without splitting one, so every
+example sits in a batch of the same shape in both runs and gets bit-identical network outputs: a network's outputs
+change in the 7th digit with the shape of the batch around them, which correlations of nearly constant predictions
+(a briefly trained regressor) would amplify past 1e-6, a difference that is not the metric's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+import pytest
+import torch
+
+from nlp_template.checkpoints import load_run
+from nlp_template.utils.config import compose_config
+from nlp_template.utils.run import plain_metrics
+
+pytestmark = pytest.mark.slow
+
+RANKS = 3
+SPLITS = ["data.source.num_validation=37", "data.source.num_test=41", "data.eval_batch_size=7"]
+BRIEF = ["callbacks=model_checkpoint", "logger=csv", "extras.print_config=false"]
+FEW_STEPS = ["data.source.num_train=240", "trainer.max_epochs=1", "+trainer.limit_train_batches=3"]
+EXPERIMENTS = [
+    "sentiment_tiny",
+    "pairs_tiny",
+    "regression_tiny",
+    "multilabel_tiny",
+    "sentiment_lstm",
+    "ner_tiny",
+    "lm_tiny",
+    "qa_tiny",
+]  # every task and problem type
+TORCHRUN = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+
+
+def single_process_metrics(ckpt: str, tmp_path: Path) -> dict[str, Any]:
+    """Validation and test metrics of a checkpoint in one process (its run's data settings)."""
+    cfg = compose_config("eval", [f"ckpt_path={ckpt}", "trainer=cpu"], tmp_path, tmp_path, use_local=False)
+    run = load_run(ckpt)
+    datamodule = run.datamodule()
+    trainer = hydra.utils.instantiate(cfg.trainer, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each rank (OMP_NUM_THREADS=1): another thread count sums in another order
+    try:
+        metrics = dict(trainer.validate(run.model, datamodule=datamodule, verbose=False)[0])
+        metrics.update(trainer.test(run.model, datamodule=datamodule, verbose=False)[0])
+    finally:
+        torch.set_num_threads(threads)
+    return plain_metrics(metrics)
+
+
+@pytest.mark.skipif(TORCHRUN is None, reason="no torchrun")
+def test_every_metric_of_every_task_under_ddp_equals_one_process(tmp_path):
+    jobs = {
+        name: {"overrides": [f"experiment={name}", *SPLITS, *FEW_STEPS, *BRIEF, "trainer=ddp_sim",
+                             f"trainer.devices={RANKS}"],
+               "run_dir": str(tmp_path / name), "cache_dir": str(tmp_path / "cache")}
+        for name in EXPERIMENTS
+    }  # fmt: skip
+    (tmp_path / "jobs.json").write_text(json.dumps(jobs))
+    command = [TORCHRUN, "--nproc-per-node", str(RANKS), str(Path(__file__).parent / "drivers" / "train_many.py"),
+               str(tmp_path / "jobs.json"), str(tmp_path / "ddp.json")]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-4000:]
+    distributed = json.loads((tmp_path / "ddp.json").read_text())
+    for name in EXPERIMENTS:
+        reported = {key: value for key, value in distributed[name].items() if key.startswith(("val/", "test/"))}
+        single = single_process_metrics(distributed[name]["best_model_path"], tmp_path / f"{name}_single")
+        assert {"val/loss", "test/loss"} <= reported.keys() and len(reported) >= 4, (name, reported)
+        assert reported.keys() == single.keys(), name
+        for key, value in reported.items():
+            assert value == pytest.approx(single[key], rel=1e-6, abs=1e-6), (name, key, value, single[key])
