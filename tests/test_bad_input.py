@@ -65,7 +65,7 @@ FILES: dict[str, str | bytes | Callable[[Path], bytes]] = {
     "inputs.txt": "a great film\n\nawful\n   \nfine\n",
     "inputs_latin1.txt": "a great film\ncaf\xe9 cr\xe8me\n".encode("latin-1"),
     "inputs.csv": "review,stars\ngood,5\n",
-    "scores.csv": "text,label\n" + "".join(f"review {i},{v}\n" for i, v in enumerate(["1.5", "4", "n/a", "2.25"] * 10)),
+    "scores.csv": "text,label\n" + "".join(f"review {i},{v}\n" for i, v in enumerate(["1.5", "4", "hi", "2.25"] * 10)),
     "topics_dev.jsonl": json.dumps({"text": "a film", "label": ["plot", "sound"]}) + "\n",
     "topics.jsonl": "".join(
         json.dumps({"text": f"film {i}", "label": ["plot"] if i % 2 else []}) + "\n" for i in range(20)
@@ -176,7 +176,7 @@ CASES = [
     # ---- regression, multi-label, question answering data
     Case("data-regression-text-target", "train", [*FILE_DATA, "data.source.train={tmp}/scores.csv",
                                                   "data.problem_type=regression"],
-         r"^train split: regression needs a number in column 'label', row 3 has 'n/a'; fix the data, or set"
+         r"^train split: regression needs a number in column 'label', row 3 has 'hi'; fix the data, or set"
          r" data.problem_type=single_label_classification for classes$"),
     Case("data-multilabel-unknown-label", "train", [*FILE_DATA, "data.source.train={tmp}/topics.jsonl",
                                                     "data.source.validation={tmp}/topics_dev.jsonl"],

@@ -31,15 +31,16 @@ METRICS = ("val/acc", "val/loss", "test/acc", "test/loss", "global_step")
 
 
 class SignalAtStep(L.Callback):
-    """Send this process `signal` once the optimizer has taken `step` steps."""
+    """Send this process `signal` (`times` times in a row) once the optimizer has taken `step` steps."""
 
-    def __init__(self, step: int, signal: str) -> None:
-        self.step, self.signal, self.sent = step, signal, False
+    def __init__(self, step: int, signal: str, times: int = 1) -> None:
+        self.step, self.signal, self.times, self.sent = step, signal, times, False
 
     def on_train_batch_end(self, trainer, pl_module, *args) -> None:
         if trainer.global_step == self.step and not self.sent:
             self.sent = True
-            os.kill(os.getpid(), getattr(signal, self.signal))
+            for _ in range(self.times):
+                os.kill(os.getpid(), getattr(signal, self.signal))
 
 
 class PoisonLoss(L.Callback):
@@ -127,19 +128,29 @@ def test_kill_9_mid_epoch_then_ckpt_path_last_finishes_as_if_never_killed(make_c
 
 
 @pytest.mark.slow
-def test_sigterm_saves_and_exits_then_resumes_exactly(make_cfg, tmp_path, uninterrupted):
+@pytest.mark.parametrize(
+    ("signal_name", "code", "said", "logged"),
+    [("SIGTERM", 143, "Stopped by SIGTERM; resume with ckpt_path=last", "SIGTERM"),
+     ("SIGINT", 130, "Stopped by Ctrl-C; resume with nlp-train ", "Ctrl-C")],
+)  # fmt: skip
+def test_sigterm_or_ctrl_c_saves_and_exits_then_resumes_exactly(
+    make_cfg, tmp_path, uninterrupted, signal_name, code, said, logged
+):
     log_dir, stopped_log, resumed_log = (
         tmp_path / "stopped_runs",
         tmp_path / "stopped.jsonl",
         tmp_path / "resumed.jsonl",
     )
-    stopped = cli_train(tmp_path, log_dir, *extra(stopped_log, "SIGTERM", step=8))
-    assert stopped.returncode == 143, stopped.stderr[-2000:]
-    assert "Traceback" not in stopped.stderr and "Stopped by SIGTERM; resume with ckpt_path=last" in stopped.stdout
+    stopped = cli_train(tmp_path, log_dir, *extra(stopped_log, signal_name, step=8))
+    assert stopped.returncode == code, stopped.stderr[-2000:]
+    assert "Traceback" not in stopped.stderr and said in stopped.stdout
+    if signal_name == "SIGINT":  # the command to type: the run's own overrides, resuming from its last.ckpt
+        resume = next(line for line in stopped.stdout.splitlines() if said in line)
+        assert "trainer.max_epochs=2" in resume and "ckpt_path=last (run directory: " in resume
     run_dir = next(log_dir.glob("train/runs/*"))
     step = torch.load(run_dir / "checkpoints/last.ckpt", map_location="cpu", weights_only=True)["global_step"]
     assert step in (8, 9)  # the batch boundary the signal arrived at (callback order decides which)
-    assert f"SIGTERM at step {step}: saved" in (run_dir / "train.log").read_text()
+    assert f"{logged} at step {step}: saved" in (run_dir / "train.log").read_text()
     assert not (run_dir / "metrics.json").exists()  # no test of a half-trained model passed off as the result
     resumed = in_process(make_cfg, tmp_path, log_dir, "resumed", "ckpt_path=last", *extra(resumed_log))
     assert record(stopped_log) + record(resumed_log) == uninterrupted[1]  # nothing lost, nothing repeated
@@ -148,6 +159,14 @@ def test_sigterm_saves_and_exits_then_resumes_exactly(make_cfg, tmp_path, uninte
     facts = json.loads((run_dir / "run.json").read_text())
     assert "trainer.max_epochs=2" in facts["overrides"] and {"commit", "dirty"} <= facts["git"].keys()
     assert {"torch", "lightning", "transformers"} <= facts["versions"].keys() and (run_dir / "config.yaml").is_file()
+
+
+@pytest.mark.slow
+def test_second_ctrl_c_aborts_at_once_without_saving(tmp_path):
+    log_dir = tmp_path / "runs"
+    stopped = cli_train(tmp_path, log_dir, *extra(tmp_path / "b.jsonl", "SIGINT", step=3), "+callbacks.signal.times=2")
+    assert stopped.returncode == 1 and "Detected KeyboardInterrupt" in stopped.stdout + stopped.stderr
+    assert not list(log_dir.glob("train/runs/*/checkpoints/last.ckpt"))  # step 3: no save, not even the step-5 one
 
 
 @pytest.mark.slow

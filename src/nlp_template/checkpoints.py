@@ -4,10 +4,16 @@ The library the entry points (`nlp-eval`, `nlp-predict`, `nlp-export`) and callb
 them imports another entry point. A checkpoint carries the run's resolved data and model configs (see
 `utils.run.RunConfigInCheckpoint`), so nothing has to be repeated on the command line. `ckpt_path=last/auto`
 (continue the newest run of an experiment) is resolved by `utils.resume.resolve_checkpoint`.
+
+Relative data paths of the checkpoint's config are read against the directory the training run started in (stored
+in the checkpoint as `work_dir`), wherever `nlp-eval` runs: started elsewhere it must not test on that directory's
+`data/test.csv`. Paths given as overrides (`+data.source.test=other.tsv`) are the user's, typed where the command
+runs: they stay relative to the working directory.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -16,11 +22,13 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from nlp_template.utils.checks import check_positions, network_positions
 from nlp_template.utils.errors import UserInputError
 from nlp_template.utils.resume import read_checkpoint, resolve_checkpoint
-from nlp_template.utils.run import RUN_CONFIG_KEY
+from nlp_template.utils.run import RUN_CONFIG_KEY, SPLITS, WORK_DIR_KEY
 
 __all__ = ["TrainedRun", "load_run", "load_run_config", "resolve_checkpoint", "tokenizer_location"]
+log = logging.getLogger(__name__)
 
 
 def load_run_config(ckpt_path: Path) -> DictConfig:
@@ -34,8 +42,14 @@ def load_run_config(ckpt_path: Path) -> DictConfig:
     return OmegaConf.create(checkpoint[RUN_CONFIG_KEY])
 
 
-def tokenizer_location(saved_path: str | None, ckpt_path: Path) -> str:
-    """The run's saved tokenizer; if the run directory was moved, the `tokenizer` folder beside `checkpoints/`."""
+def tokenizer_location(saved_path: str | None, ckpt_path: Path, work_dir: str | None = None) -> str:
+    """The run's saved tokenizer; if the run directory was moved, the `tokenizer` folder beside `checkpoints/`.
+
+    A relative `saved_path` is a directory relative to the training run's `work_dir` where one is there, else a Hub
+    id.
+    """
+    if saved_path and work_dir and not Path(saved_path).is_absolute() and (Path(work_dir) / saved_path).is_dir():
+        return str(Path(work_dir) / saved_path)
     if saved_path and (Path(saved_path).is_dir() or not Path(saved_path).is_absolute()):
         return saved_path
     moved = ckpt_path.resolve().parent.parent / "tokenizer"
@@ -73,23 +87,51 @@ class TrainedRun:
         saved = self.model.hparams.get("tokenizer_path")
         if not saved and self.config.data.get("output_dir"):
             saved = str(Path(self.config.data.output_dir) / "tokenizer")
-        return tokenizer_location(saved, self.ckpt_path)
+        return tokenizer_location(saved, self.ckpt_path, self.config.get(WORK_DIR_KEY))
 
-    def datamodule(self, overrides: Any = None) -> Any:
-        """The run's data module (with `overrides` merged in) on the model's own label order and tokenizer.
+    def data_config(self, overrides: Any = None) -> DictConfig:
+        """The run's data config, its relative paths read in the training run's directory, `overrides` merged in.
 
-        Never a re-derived (possibly different) label order or tokenizer: both come from the checkpoint.
+        Never a re-derived (possibly different) label order or tokenizer: both come from the checkpoint. An input
+        length (`max_length`) longer than the model's position embeddings is refused.
         """
-        data_cfg = OmegaConf.merge(self.config.data, overrides or {})
+        moved = self._source_paths()
+        data_cfg = OmegaConf.merge(self.config.data, {"source": moved} if moved else {}, overrides or {})
         id2label = self.model.hparams.get("id2label")
         if id2label and "labels" in data_cfg:
             data_cfg.labels = [label for _, label in sorted(id2label.items())]
         data_cfg.tokenizer = self.tokenizer_path
         data_cfg.output_dir = None
-        return hydra.utils.instantiate(data_cfg)
+        if "block_size" not in data_cfg and isinstance(data_cfg.get("max_length"), int):
+            check_positions(data_cfg.max_length, network_positions(self.model))
+        return data_cfg
+
+    def datamodule(self, overrides: Any = None) -> Any:
+        """The run's data module: `data_config(overrides)` instantiated."""
+        return hydra.utils.instantiate(self.data_config(overrides))
+
+    def _source_paths(self) -> dict[str, str]:
+        """The data source's relative split files (`data.source.train/...`) as paths in the training run's directory.
+
+        An older checkpoint, without that directory, keeps them relative to this one, with a warning.
+        """
+        source = self.config.data.get("source") or {}
+        relative = {split: source[split] for split in SPLITS if _is_relative_path(source.get(split))}
+        work_dir = self.config.get(WORK_DIR_KEY)
+        if relative and not work_dir:
+            log.warning("%s does not say which directory its run started in (written before work_dir was stored):"
+                        " its relative data paths %s are read in the current directory %s", self.ckpt_path,
+                        sorted(relative.values()), Path.cwd())  # fmt: skip
+            return {}
+        return {split: str(Path(work_dir) / path) for split, path in relative.items()}
 
 
 def load_run(ckpt_path: str | Path) -> TrainedRun:
     """The checkpoint's run (config read now; model and data built when first used)."""
     path = Path(ckpt_path).expanduser()
     return TrainedRun(path, load_run_config(path))
+
+
+def _is_relative_path(value: Any) -> bool:
+    """A relative local path (not absolute, not `~/...`, not a URL such as `hf://...`)."""
+    return isinstance(value, str) and bool(value) and "://" not in value and not Path(value).expanduser().is_absolute()

@@ -9,6 +9,7 @@ import hydra
 from omegaconf import DictConfig
 
 from nlp_template.exporting import export
+from nlp_template.utils.checks import preflight
 from nlp_template.utils.config import CONFIG_DIR, register_resolvers
 from nlp_template.utils.errors import exit_on_user_error, one_line_config_errors
 from nlp_template.utils.run import apply_extras
@@ -22,6 +23,7 @@ register_resolvers()
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
     """Hydra entry point."""
+    preflight(cfg)
     apply_extras(cfg)
     print(f"Exported to {export(cfg)}")
 

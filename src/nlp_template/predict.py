@@ -4,13 +4,15 @@ Loads the checkpoint's model and data module (`checkpoints.py`), reads the input
 the data module asks for, and lets the task predict (`TaskModule.predict_records`: the data module's own encoding,
 dynamic padding, the task's decoding). Writes one JSON line per non-empty input, each with the input's line
 number. Empty lines are skipped (they have nothing to predict); over-long inputs are truncated to the length the
-model was trained with and flagged. An existing output file is not overwritten unless `overwrite=true`.
+model was trained with and flagged. An existing output file is not overwritten unless `overwrite=true`, and the input
+file never is (also when `output` names it by another path or a link).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.progress import track
 
 from nlp_template.checkpoints import load_run
+from nlp_template.utils.checks import preflight
 from nlp_template.utils.config import CONFIG_DIR, register_resolvers
 from nlp_template.utils.errors import UserInputError, exit_on_user_error, one_line_config_errors
 from nlp_template.utils.inputs import read_records
@@ -33,7 +36,7 @@ def predict(cfg: DictConfig) -> list[dict[str, Any]]:
     """Predict for every non-empty input record; write them to `cfg.output`; return them."""
     if not isinstance(cfg.batch_size, int) or isinstance(cfg.batch_size, bool) or cfg.batch_size < 1:
         raise UserInputError(f"batch_size must be a positive whole number, got {cfg.batch_size!r}; e.g. batch_size=64")
-    output = _check_output(cfg.output, cfg.overwrite)
+    output = _check_output(cfg.output, cfg.overwrite, cfg.input)
     run = load_run(cfg.ckpt_path)
     datamodule = run.datamodule(cfg.get("data"))
     columns = datamodule.prediction_columns()
@@ -49,8 +52,16 @@ def predict(cfg: DictConfig) -> list[dict[str, Any]]:
     return results
 
 
-def _check_output(output: str, overwrite: bool) -> str:
-    if output != "-" and Path(output).exists() and not overwrite:
+def _check_output(output: str, overwrite: bool, input_path: str) -> str:
+    if output == "-" or not Path(output).exists():
+        return output
+    # The same file by another spelling (`./in.txt`, `dir/../in.txt`), a symbolic or a hard link: samefile compares
+    # the files themselves. Writing would replace the inputs with their predictions, so overwrite=true does not apply.
+    source = Path(input_path).expanduser()
+    if input_path != "-" and source.exists() and os.path.samefile(output, source):
+        raise UserInputError(f"output {output} is the input file {input_path}; predictions never replace their input:"
+                             " choose another output=...")  # fmt: skip
+    if not overwrite:
         raise UserInputError(f"output file exists: {output}; choose another output=... or set overwrite=true")
     return output
 
@@ -70,6 +81,7 @@ def _write(results: list[dict], output: str) -> None:
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
     """Hydra entry point."""
+    preflight(cfg)
     apply_extras(cfg)
     predict(cfg)
 

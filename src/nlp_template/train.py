@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import shlex
 import sys
 import time
 from typing import Any
@@ -19,8 +20,10 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
+from nlp_template.callbacks.preemption import StoppedByUser
 from nlp_template.callbacks.random_state import RandomStateInCheckpoint
-from nlp_template.utils.config import CONFIG_DIR, print_and_save, register_resolvers, resolved
+from nlp_template.utils.checks import preflight
+from nlp_template.utils.config import CONFIG_DIR, print_and_save, register_resolvers, resolved, task_overrides
 from nlp_template.utils.distributed import clean_distributed_state, install_hydra_ddp_fix
 from nlp_template.utils.errors import exit_on_user_error, one_line_config_errors
 from nlp_template.utils.instantiate import instantiate_list
@@ -104,6 +107,12 @@ def accepted(model_cfg: DictConfig, facts: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in facts.items() if key in parameters}
 
 
+def _resume_command() -> str:
+    """The run's command line with `ckpt_path=last` (secret values shown as `***`, to be typed again)."""
+    overrides = [o for o in task_overrides() if o.split("=")[0].lstrip("+~") != "ckpt_path"]
+    return " ".join(["nlp-train", *map(shlex.quote, overrides), "ckpt_path=last"])
+
+
 def _first(results: list[dict]) -> dict:
     """The first dataloader's metrics (empty when the loop ran no batch, e.g. trainer.limit_val_batches=0)."""
     return results[0] if results else {}
@@ -114,6 +123,7 @@ def _first(results: list[dict]) -> dict:
 @exit_on_user_error
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns `cfg.optimized_metric` for sweepers."""
+    preflight(cfg)  # one-line errors for config mistakes, before anything is built
     apply_extras(cfg)
     if rank_zero_only.rank == 0:  # DDP children run this function too
         order = ("data", "model", "trainer", "callbacks", "logger", "paths")
@@ -121,10 +131,13 @@ def main(cfg: DictConfig) -> float | None:
     with clean_distributed_state():
         try:
             metrics = train(cfg)
-        except SIGTERMException:  # preempted: PreemptionCheckpoint saved last.ckpt and logged where
+        except SIGTERMException as stop:  # preempted or Ctrl-C: PreemptionCheckpoint saved last.ckpt, logged where
+            by_user = isinstance(stop, StoppedByUser)
             if rank_zero_only.rank == 0:
-                print(f"Stopped by SIGTERM; resume with ckpt_path=last (run directory: {cfg.paths.output_dir})")
-            sys.exit(143)
+                resume = _resume_command() if by_user else "ckpt_path=last"
+                print(f"Stopped by {'Ctrl-C' if by_user else 'SIGTERM'}; resume with {resume} (run directory:"
+                      f" {cfg.paths.output_dir})")  # fmt: skip
+            sys.exit(130 if by_user else 143)  # 128 + the signal, as a shell reports a process it stopped
     if rank_zero_only.rank == 0:
         print(f"Run directory: {cfg.paths.output_dir}")
     return metrics.get(cfg.get("optimized_metric"))

@@ -8,6 +8,8 @@ so this callback only notes the signal there and acts at the next batch boundary
 - `SIGTERM` (Lightning notes it as `trainer.received_sigterm`): save `<checkpoints>/last.ckpt` and stop with
   `SIGTERMException`; `nlp-train` then prints one line and exits with status 143 (128 + SIGTERM, what a shell
   reports for a process SIGTERM stopped, so schedulers see the run did not finish).
+- `SIGINT` (Ctrl-C) the first time: as SIGTERM, but `nlp-train` exits with status 130 (128 + SIGINT) and prints the
+  command that resumes; a second Ctrl-C before the save aborts at once (Lightning's KeyboardInterrupt shutdown).
 - `USR1`/`USR2`: save `last.ckpt`, then run the handler that was there before: submitit's requeues the job and
   exits; Lightning's SLURM plugin saves its own checkpoint and requeues (SLURM then ends the job); with no handler
   the signal's default action (termination) follows, now with the state saved.
@@ -33,6 +35,10 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 log = logging.getLogger(__name__)
 
 
+class StoppedByUser(SIGTERMException):
+    """The run saved `last.ckpt` after a Ctrl-C and stopped (a `SIGTERMException`, so Lightning stops as for one)."""
+
+
 class PreemptionCheckpoint(L.Callback):
     """Save `last.ckpt` at the batch boundary after SIGTERM or a requeue signal, then stop (or let the requeue run).
 
@@ -46,6 +52,7 @@ class PreemptionCheckpoint(L.Callback):
         self.signals = [getattr(signal, name) for name in signals]
         self.pending: int | None = None  # the requeue signal noted, not yet acted on
         self.sigterm = False
+        self.sigint = False
         self.previous: dict[int, Any] = {}
         self.saved_path: Path | None = None
 
@@ -56,7 +63,8 @@ class PreemptionCheckpoint(L.Callback):
         the other DDP ranks, which hangs or crashes a DDP run at an arbitrary point (measured with trainer=ddp_sim);
         noting the signal and agreeing at the batch boundary does not.
         """
-        handlers = {signal.SIGTERM: self._note_sigterm, **dict.fromkeys(self.signals, self._note)}
+        handlers = {signal.SIGTERM: self._note_sigterm, signal.SIGINT: self._note_sigint,
+                    **dict.fromkeys(self.signals, self._note)}  # fmt: skip
         for signum, handler in handlers.items():
             try:
                 self.previous[signum] = signal.signal(signum, handler)
@@ -69,18 +77,26 @@ class PreemptionCheckpoint(L.Callback):
     def _note_sigterm(self, signum: int, frame: Any) -> None:
         self.sigterm = True
 
+    def _note_sigint(self, signum: int, frame: Any) -> None:
+        if self.sigint:  # the second Ctrl-C: the user does not want to wait for the save
+            raise KeyboardInterrupt
+        self.sigint = True
+        print("\nCtrl-C: saving last.ckpt after this batch, then stopping (Ctrl-C again to abort now)", flush=True)
+
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
         """At the batch boundary: save and stop (SIGTERM) or save and hand over to the requeue handler."""
-        sigterm, signum = self.sigterm or bool(trainer.received_sigterm), self.pending or 0
+        sigterm, sigint, signum = self.sigterm or bool(trainer.received_sigterm), self.sigint, self.pending or 0
         if trainer.world_size > 1:  # every rank saves at the same step, or the save's barrier would hang
-            noted = torch.tensor([float(sigterm), float(signum)], device=trainer.strategy.root_device)
-            noted = trainer.strategy.reduce(noted, reduce_op="max")  # one all-reduce: any SIGTERM, the signal
-            sigterm, signum = bool(noted[0]), int(noted[1])
-        if not (sigterm or signum):
+            noted = torch.tensor([float(sigterm), float(sigint), float(signum)], device=trainer.strategy.root_device)
+            noted = trainer.strategy.reduce(noted, reduce_op="max")  # one all-reduce: any SIGTERM/SIGINT, the signal
+            sigterm, sigint, signum = bool(noted[0]), bool(noted[1]), int(noted[2])
+        if not (sigterm or sigint or signum):
             return
-        self._save(trainer, "SIGTERM" if sigterm else signal.Signals(signum).name)
+        self._save(trainer, "SIGTERM" if sigterm else "Ctrl-C" if sigint else signal.Signals(signum).name)
         if sigterm:
             raise SIGTERMException
+        if sigint:
+            raise StoppedByUser
         self.pending = None
         self._hand_over(signum)
 

@@ -7,6 +7,8 @@ methods of this class:
 
 - `columns()`: config key -> column name, checked in every split (a missing one is a one-line error);
 - `check_split(split, data)`: labels, texts, ... of one raw split, before the carve (row numbers are the source's);
+- `clean_split(split, data)`: a checked split -> the split to use (e.g. rows with missing labels left out);
+- `carve_strata(train)`: one label per training row to stratify the validation carve by, or None (at random);
 - `prepare_labels(raw)`: decide the label set (`self.labels`) and return the splits to encode;
 - `tokenizer_texts(train)`: the texts a tokenizer is trained on when none is configured;
 - `encode(batch, split)`: a batch of raw rows -> model inputs, `labels`, `length` and a `truncated` flag per
@@ -31,8 +33,10 @@ from filelock import FileLock
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
+from nlp_template.data import splits as raw_splits
 from nlp_template.data.batching import LengthAwareBatchSampler, check_batching
 from nlp_template.data.cache import cache_key, cached_splits
+from nlp_template.data.sources import load_source
 from nlp_template.data.tokenizer import cached_trained_tokenizer, load_pretrained_tokenizer, tokenizer_fingerprint
 from nlp_template.utils.errors import UserInputError
 
@@ -58,8 +62,11 @@ class TokenizedDataModule(L.LightningDataModule):
         num_workers: data loader worker processes.
         pad_to_multiple_of: pad batches to a multiple of this; None: 8 when training in 16/bf16 precision on a
             GPU (tensor cores), else no rounding.
-        validation_fraction: share of train carved off as validation when the source has no validation split.
+        validation_fraction: share of train carved off as validation when the source has no validation split
+            (stratified by label for single-label classification; see `data/splits.py`).
         max_train_examples: train on a random subset of this size (after the validation carve); None: all.
+        drop_missing_labels: leave out examples whose label is missing (see `data/labels.py`) instead of failing;
+            tasks without labels ignore it.
         seed: seed of the carve and the subset.
         cache_dir: where tokenizers and tokenized splits are cached.
         output_dir: the run directory; the tokenizer is saved to `<output_dir>/tokenizer` so checkpoints are
@@ -83,12 +90,14 @@ class TokenizedDataModule(L.LightningDataModule):
         pad_to_multiple_of: int | None = None,
         validation_fraction: float = 0.1,
         max_train_examples: int | None = None,
+        drop_missing_labels: bool = False,
         seed: int = 0,
         cache_dir: str = ".cache",
         output_dir: str | None = None,
     ) -> None:
         super().__init__()
         check_batching(batching, batch_size, eval_batch_size, max_length, max_tokens, batch_size_multiple)
+        raw_splits.check_max_train_examples(max_train_examples)
         self.source = source
         self.tokenizer_name = tokenizer
         self.tokenizer_type = tokenizer_type
@@ -104,6 +113,7 @@ class TokenizedDataModule(L.LightningDataModule):
         self.pad_to_multiple_of = pad_to_multiple_of
         self.validation_fraction = validation_fraction
         self.max_train_examples = max_train_examples
+        self.drop_missing_labels = drop_missing_labels
         self.seed = seed
         self.cache_dir = cache_dir
         self.output_dir = output_dir
@@ -113,6 +123,7 @@ class TokenizedDataModule(L.LightningDataModule):
         self.stats: dict = {}
         self._resume: dict | None = None
         self.labels: list[str] | None = None
+        self.reshaped: dict[str, Any] = {"carve": None, "subset": None}  # what `load_splits` did (see gap_hint)
 
     # ----------------------------------------------------------------------------------------------------- preparation
     # Where a task's data module differs from the others; see the module docstring.
@@ -125,6 +136,14 @@ class TokenizedDataModule(L.LightningDataModule):
 
     def check_split(self, split: str, data: Dataset) -> None:
         """Check one raw split (labels, texts, ...) before the validation carve; raise `UserInputError`."""
+
+    def clean_split(self, split: str, data: Dataset) -> Dataset:
+        """The split to use, once every split passed `check_split` (row numbers change here, so checks come first)."""
+        return data
+
+    def carve_strata(self, train: Dataset) -> list | None:
+        """One label per training row to stratify the validation carve by; None carves at random."""
+        return None
 
     def prepare_labels(self, raw: DatasetDict) -> DatasetDict:
         """Decide the label set (set `self.labels`), checking every split against it; returns the splits to encode."""
@@ -155,6 +174,14 @@ class TokenizedDataModule(L.LightningDataModule):
         All of `columns()` by default; a task with label columns returns only its inputs.
         """
         return list(self.columns().values())
+
+    def string_columns(self) -> list[str]:
+        """Columns whose values are texts: read as written from CSV/TSV, refused when JSON/Parquet holds another type.
+
+        The prediction inputs by default; a task whose inputs include a non-text column (a number, a list) overrides
+        this, and so does one whose `prediction_columns` is left at its default (every column, labels included).
+        """
+        return self.prediction_columns()
 
     def prediction_examples(self, records: list[dict]) -> list[dict]:
         """Prediction records (the columns of `prediction_columns`, plus `line`) -> rows for `encode`."""
@@ -199,29 +226,33 @@ class TokenizedDataModule(L.LightningDataModule):
     def load_splits(self) -> tuple[DatasetDict, str]:
         """The source's splits, checked, validation carved from train if needed, the training subset taken.
 
-        Returns the splits and a key that identifies them. Checks: `columns()` in every split, then `check_split`.
+        Returns the splits and a key that identifies them. Checks: `columns()` in every split, then `check_split`;
+        then `clean_split`, and the carve (`data/splits.py`), stratified by `carve_strata`.
         """
-        raw = self.source.load()
+        # File sources read the input columns as texts (as written in CSV/TSV, strings in JSON/Parquet), exactly as
+        # nlp-predict reads its inputs (docs/data.md).
+        raw = load_source(self.source, self.string_columns())
         if "train" not in raw:
             raise UserInputError(f"the data source has no train split (it has {list(raw)}); configure one")
-        self.check_columns(raw, self.columns())
+        raw_splits.check_columns(raw, self.columns())
         for split, data in raw.items():  # before the carve: row numbers in messages are the source's
             self.check_split(split, data)
+        raw = DatasetDict({split: self.clean_split(split, data) for split, data in raw.items()})
         carved = None
         if self.carve_validation and "validation" not in raw:
-            if not 0 < self.validation_fraction < 1:
-                raise UserInputError(
-                    f"data.validation_fraction must be between 0 and 1 to carve a validation split from train, got"
-                    f" {self.validation_fraction}; e.g. data.validation_fraction=0.1 (or set data.source.validation)"
-                )
-            carved = (self.validation_fraction, self.seed)
-            parts = raw["train"].train_test_split(test_size=self.validation_fraction, seed=self.seed)
-            raw = DatasetDict({**raw, "train": parts["train"], "validation": parts["test"]})
+            raw_splits.check_fraction(self.validation_fraction)
+            strata = self.carve_strata(raw["train"])
+            train, validation = raw_splits.carve_validation(raw["train"], self.validation_fraction, self.seed, strata)
+            raw = DatasetDict({**raw, "train": train, "validation": validation})
+            self.reshaped["carve"] = (self.validation_fraction, strata is not None)
+            # The stratified carve picks other rows than the random one did: a key of its own.
+            carved = (self.validation_fraction, self.seed) + (("stratified",) if strata is not None else ())
         subset = None
         if self.max_train_examples and self.max_train_examples < raw["train"].num_rows:
             subset = (self.max_train_examples, self.seed)
-            train = raw["train"].shuffle(seed=self.seed).select(range(self.max_train_examples))
+            train = raw_splits.take_subset(raw["train"], self.max_train_examples, self.seed)
             raw = DatasetDict({**raw, "train": train})
+            self.reshaped["subset"] = self.max_train_examples
         return raw, cache_key(self.source.fingerprint(), carved, subset)
 
     def _check_token_budget(self) -> None:
@@ -235,17 +266,6 @@ class TokenizedDataModule(L.LightningDataModule):
                 f"data.max_tokens={self.max_tokens} is smaller than the longest training example ({longest} tokens),"
                 f" which would not fit any batch; set data.max_tokens={longest} or more (or lower {limit})"
             )
-
-    @staticmethod
-    def check_columns(raw: DatasetDict, roles: dict[str, str]) -> None:
-        """Fail clearly when a split lacks a configured column; `roles` maps a config key to its column name."""
-        for split, data in raw.items():
-            for key, column in roles.items():
-                if column not in data.column_names:
-                    raise UserInputError(
-                        f"{split} split has no column '{column}' (data.{key}); its columns are {data.column_names}."
-                        f" Set data.{key}=<one of them>"
-                    )
 
     def make_tokenizer(self, texts: Iterator[str], data_key: str) -> PreTrainedTokenizerBase:
         """The configured pretrained tokenizer, or one trained on `texts` (cached by the data and settings)."""

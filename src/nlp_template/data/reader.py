@@ -35,7 +35,7 @@ from typing import Any
 from nlp_template.utils.errors import UserInputError, listing
 
 # Bump when a rule changes the rows a file gives: it keys FileSource's Arrow copies and its fingerprint.
-READER_VERSION = "1"
+READER_VERSION = "2"  # 2: integers written another way (001, +1) keep their column as written
 FORMATS = (".csv", ".tsv", ".jsonl", ".json", ".parquet", ".txt")
 
 
@@ -358,7 +358,8 @@ def table_columns(table: Table, text_columns: Collection[str] = ()) -> dict[str,
 
     CSV/TSV cells are strings as written; a column that is not a text column and holds only integers (or only
     numbers) becomes integers (floats), as pandas would read it: labels 1, 2, 10 then sort as numbers and float
-    scores are regression targets. Text columns stay as written ("007" is a text, not 7).
+    scores are regression targets. Integers written another way (`001`, `+1`) keep the whole column as written, so
+    `01` and `1` stay two labels. Text columns stay as written ("007" is a text, not 7).
     """
     columns = {column: [row.get(column) for row in table.rows] for column in table.columns}
     if table.as_written:
@@ -371,6 +372,9 @@ def table_columns(table: Table, text_columns: Collection[str] = ()) -> dict[str,
 def _numbers(values: list[str]) -> list:
     if values and all(_INTEGER.fullmatch(value) for value in values):
         integers = [int(value) for value in values]
+        # Labels such as `001` or `+1` are kept as written: as numbers `001`, `01` and `1` would become one class.
+        if any(str(number) != value for number, value in zip(integers, values, strict=True)):
+            return values
         if all(-(2**63) <= value < 2**63 for value in integers):  # Arrow's int64
             return integers
     if values and all(_NUMBER.fullmatch(value) for value in values):

@@ -8,7 +8,7 @@ cache, batching, resume) is in `data/base.py`.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -17,7 +17,15 @@ from datasets import ClassLabel, Dataset, DatasetDict, Value
 from transformers import DataCollatorWithPadding
 
 from nlp_template.data.base import TokenizedDataModule
-from nlp_template.data.labels import check_labels, sorted_labels
+from nlp_template.data.labels import (
+    LabelHygiene,
+    check_classes,
+    check_labels,
+    configured_labels,
+    label_text,
+    sorted_labels,
+)
+from nlp_template.data.splits import gap_hint
 from nlp_template.utils.errors import UserInputError
 
 PROBLEM_TYPES = ("single_label_classification", "multi_label_classification", "regression")
@@ -29,14 +37,17 @@ class TextClassificationDataModule(TokenizedDataModule):
     The kind of problem follows the label column unless `problem_type` says otherwise: numbers with a fraction
     (a float column, e.g. STS-B similarity scores) are regression targets, lists of labels (JSONL/Parquet) or strings
     split by `label_separator` are multi-label, anything else is one class per example. A float column is never
-    turned into classes behind the user's back.
+    turned into classes behind the user's back. Labels follow the rules of `data/labels.py`: kept as written but
+    stripped of surrounding whitespace; missing ones (empty, null, NaN, "NA", ...) are an error naming the rows, or
+    dropped with `drop_missing_labels`. A validation split carved from train is stratified by label for
+    single-label classification (`data/splits.py`).
 
     Args:
         source: an object with `load() -> DatasetDict` and `fingerprint() -> str` (see `data/sources.py`).
         text_column: column with the text.
         text_pair_column: optional second text column for sentence-pair tasks (NLI, paraphrase).
         label_column: column with the labels (strings or integers; floats for regression; lists for multi-label).
-        labels: the label set in id order; None takes the sorted labels of the training split.
+        labels: the label set in id order, each label once; None takes the sorted labels of the training split.
         problem_type: `single_label_classification`, `multi_label_classification` or `regression`; None: from the
             label column as above.
         label_separator: split string labels on this to get multi-label sets (e.g. `|` for `sports|politics`).
@@ -61,7 +72,9 @@ class TextClassificationDataModule(TokenizedDataModule):
         self.text_columns = [text_column] + ([text_pair_column] if text_pair_column else [])
         self.text_column, self.text_pair_column = text_column, text_pair_column
         self.label_column = label_column
-        self.labels = [str(label) for label in labels] if labels else None
+        self.labels = configured_labels(labels)
+        self.labels_configured = self.labels is not None
+        self.hygiene = LabelHygiene(self.drop_missing_labels)
         self.problem_type = problem_type
         self.label_separator = label_separator
 
@@ -77,24 +90,37 @@ class TextClassificationDataModule(TokenizedDataModule):
         return list(self.text_columns)
 
     def check_split(self, split: str, data: Dataset) -> None:
-        """Labels of one kind and never empty; no empty text.
+        """Labels present (or, with `drop_missing_labels`, their rows set aside) and of one kind; no empty text.
 
         An empty (or whitespace-only) text with a label is broken data: training on it would teach the model a label
         for nothing, and leaving it out silently would change the data behind the user's back, so it is an error
         that names the rows (1 = the source's first example).
         """
-        _check_label_values(split, data, self.label_column)
+        dropped = self.hygiene.check(split, data, self.label_column, self.label_separator)
+        _check_label_values(split, data, self.label_column, dropped)
         if self.problem_type == "regression":
-            _check_numeric(split, data, self.label_column)
-        empty = sorted({i for column in self.text_columns for i in _blank_rows(data, column)})
+            _check_numeric(split, data, self.label_column, dropped)
+        empty = sorted({i for column in self.text_columns for i in _blank_rows(data, column)} - dropped)
         if empty:
             raise UserInputError(
                 f"{split} split has {len(empty)} empty text(s) in {_columns(self.text_columns)} at row(s)"
                 f" {_rows(empty)} (1 = first example); remove those rows or fill in their text"
             )
 
+    def clean_split(self, split: str, data: Dataset) -> Dataset:
+        """The split without the rows whose label is missing (only with `drop_missing_labels`)."""
+        return self.hygiene.clean(split, data)
+
+    def carve_strata(self, train: Dataset) -> list | None:
+        """Single-label classification: the labels, so that the carve leaves every label in train; else None."""
+        kind = self.problem_type or _infer_problem_type(train, self.label_column, self.label_separator)
+        if kind != "single_label_classification":
+            return None
+        return [label_text(value) for value in train[self.label_column]]
+
     def prepare_labels(self, raw: DatasetDict) -> DatasetDict:
         """The problem type and the label set (none for regression), every split checked against it."""
+        self.hygiene.report()
         raw, class_names = _class_label_names(raw, self.label_column)
         if self.problem_type is None:  # an explicit `regression` was checked in `check_split` (the source's rows)
             self.problem_type = _infer_problem_type(raw["train"], self.label_column, self.label_separator)
@@ -109,14 +135,17 @@ class TextClassificationDataModule(TokenizedDataModule):
             self.labels = self.labels or sorted(present["train"])
         else:
             self.labels = self.labels or class_names or sorted_labels(raw["train"][self.label_column])
+            subset = self.reshaped["subset"]
+            check_classes(present["train"], self.labels, f" (data.max_train_examples={subset})" if subset else "")
+        from_train = not (self.labels_configured or class_names)  # only then can the carve leave a label out
         for split, labels in present.items():
-            check_labels(split, labels, self.labels)
+            check_labels(split, labels, self.labels, gap_hint(split, self.reshaped) if from_train else "")
         return raw
 
     def _distinct_labels(self, values: list) -> set[str]:
         """The labels a split uses, as strings."""
         if self.problem_type != "multi_label_classification":
-            return {str(value) for value in values}
+            return {label_text(value) for value in values}
         return {label for row in self._label_sets(values) for label in row}
 
     def _label_sets(self, values: list) -> list[list[str]]:
@@ -127,7 +156,7 @@ class TextClassificationDataModule(TokenizedDataModule):
         if values and not isinstance(values[0], list):
             raise UserInputError(f"multi-label data needs a list of labels per example (JSONL/Parquet) or"
                                  f" data.label_separator=<char> to split '{self.label_column}' strings")  # fmt: skip
-        return [[str(label) for label in value] for value in values]
+        return [[label_text(label) for label in value] for value in values]
 
     def tokenizer_texts(self, train: Dataset) -> Iterator[str]:
         """Both texts of every training example."""
@@ -160,7 +189,7 @@ class TextClassificationDataModule(TokenizedDataModule):
                 for label in labels:
                     row[index[label]] = 1.0
             return rows
-        return [index[str(value)] for value in values]
+        return [index[label_text(value)] for value in values]
 
     def model_kwargs(self) -> dict[str, Any]:
         """The shared facts plus the problem type (the model's loss and metrics follow it)."""
@@ -181,10 +210,13 @@ def _infer_problem_type(train: Dataset, column: str, separator: str | None) -> s
     return "single_label_classification"
 
 
-def _check_numeric(split: str, data: Dataset, column: str) -> None:
-    """Regression targets must be finite numbers (numeric strings count: one bad value makes a CSV column text)."""
+def _check_numeric(split: str, data: Dataset, column: str, skip: Container[int] = ()) -> None:
+    """Regression targets must be finite numbers (numeric strings count: one bad value makes a CSV column text).
+
+    `skip`: rows whose (missing) target is dropped anyway.
+    """
     for row, value in enumerate(data[column]):
-        if not _finite_number(value):
+        if row not in skip and not _finite_number(value):
             raise UserInputError(f"{split} split: regression needs a number in column '{column}', row {row + 1} has"
                                  f" {value!r}; fix the data, or set data.problem_type=single_label_classification"
                                  " for classes")  # fmt: skip
@@ -217,22 +249,19 @@ def _class_label_names(raw: DatasetDict, column: str) -> tuple[DatasetDict, list
 _LABEL_KINDS = {bool: "boolean", int: "integer", float: "number", str: "string"}
 
 
-def _check_label_values(split: str, data: Dataset, column: str) -> None:
-    """Fail on empty labels and on a column that mixes kinds (e.g. 1 and "pos"), naming rows."""
-    empty = _blank_rows(data, column)
-    if empty:
-        raise UserInputError(
-            f"{split} split has {len(empty)} empty label(s) in column '{column}' at row(s) {_rows(empty)} (1 = first"
-            " example); every example needs a label"
-        )
+def _check_label_values(split: str, data: Dataset, column: str, skip: Container[int]) -> None:
+    """Fail on a column that mixes kinds (e.g. 1 and "pos"), naming rows; `skip`: rows with a missing label.
+
+    Missing labels themselves are `LabelHygiene`'s (`data/labels.py`), checked before this.
+    """
     kind = data.data.schema.field(column).type
     if _plain_type(kind) or pa.types.is_list(kind) or pa.types.is_large_list(kind):  # typed: one kind by construction
         return
     values = data[column]  # e.g. `Json` from JSON lines that mix 1 and "pos": look at every value
     kinds: dict[str, int] = {}
     for i, value in enumerate(values):
-        kind = _LABEL_KINDS.get(type(value), type(value).__name__)
-        kinds.setdefault(kind, i)
+        if i not in skip:
+            kinds.setdefault(_LABEL_KINDS.get(type(value), type(value).__name__), i)
     if set(kinds) - {"boolean", "integer", "number", "string"}:
         odd = next(kind for kind in kinds if kind not in ("boolean", "integer", "number", "string"))
         raise UserInputError(

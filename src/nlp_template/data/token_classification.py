@@ -4,19 +4,24 @@ Examples are pre-split words (`tokens`) and their tags (`tags`); the tokenizer s
 `word_ids()` maps each piece back to its word. Training labels the first piece of every word (the rest -100, ignored
 by the loss) or, with `label_all_pieces`, every piece (continuation pieces of a `B-X` word get `I-X`). Validation and
 test always label first pieces only, so metrics are computed on words, exactly one prediction per word.
+
+Tags follow the label rules of `data/labels.py`: surrounding whitespace is stripped, and an example with a missing
+tag (null, NaN, "", "NA", ...) is an error naming it, or left out with `drop_missing_labels`. CoNLL files never
+hold either (`data/conll.py` splits lines on whitespace); JSONL and Parquet tag lists can.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from typing import Any
 
 from datasets import ClassLabel, Dataset, DatasetDict, Sequence, Value
 from transformers import DataCollatorForTokenClassification, PreTrainedTokenizerBase
 
 from nlp_template.data.base import TokenizedDataModule
-from nlp_template.data.labels import check_labels
+from nlp_template.data.labels import LabelHygiene, check_labels, configured_labels, label_text
+from nlp_template.data.splits import gap_hint
 from nlp_template.utils.errors import UserInputError
 
 IGNORE = -100  # label of pieces the loss and the metrics skip
@@ -30,7 +35,7 @@ class TokenClassificationDataModule(TokenizedDataModule):
             JSONL/Parquet, `HubSource`, `EntitySamples`).
         tokens_column: column with the list of words of each example.
         tags_column: column with the list of tags (strings, or a Hub `Sequence(ClassLabel)`).
-        labels: the tag set in id order; None: `O` first, then the training split's tags sorted by type.
+        labels: the tag set in id order, each tag once; None: `O` first, then the training split's tags by type.
         label_all_pieces: train on every word piece instead of the first piece of each word.
         **kwargs: tokenizer, batching, caching and split settings of `TokenizedDataModule` (`data/base.py`).
     """
@@ -47,7 +52,9 @@ class TokenClassificationDataModule(TokenizedDataModule):
         super().__init__(source, **kwargs)
         self.tokens_column = tokens_column
         self.tags_column = tags_column
-        self.labels = [str(label) for label in labels] if labels else None
+        self.labels = configured_labels(labels)
+        self.labels_configured = self.labels is not None
+        self.hygiene = LabelHygiene(self.drop_missing_labels, what="tag", column_key="tags_column")
         self.label_all_pieces = label_all_pieces
 
     def columns(self) -> dict[str, str]:
@@ -58,15 +65,25 @@ class TokenClassificationDataModule(TokenizedDataModule):
         """Prediction inputs are raw texts (column `text`); their words are found by `prediction_examples`."""
         return ["text"]
 
+    def check_split(self, split: str, data: Dataset) -> None:
+        """Tags present (or, with `drop_missing_labels`, their examples set aside) and one tag per word."""
+        dropped = self.hygiene.check(split, data, self.tags_column)
+        _check_lengths(split, data[self.tokens_column], data[self.tags_column], dropped)
+
+    def clean_split(self, split: str, data: Dataset) -> Dataset:
+        """The split without the examples that have a missing tag (only with `drop_missing_labels`)."""
+        return self.hygiene.clean(split, data)
+
     def prepare_labels(self, raw: DatasetDict) -> DatasetDict:
-        """Tag names (Hub `ClassLabel` ids become names), one tag per word, the tag set checked on every split."""
+        """Tag names (Hub `ClassLabel` ids become names), the tag set checked on every split."""
+        self.hygiene.report()
         raw, class_names = _tag_names(raw, self.tags_column)
-        for split, data in raw.items():
-            _check_lengths(split, data[self.tokens_column], data[self.tags_column])
         train_tags = (tag for tags in raw["train"][self.tags_column] for tag in tags)
         self.labels = self.labels or class_names or tag_order(train_tags)
+        from_train = not (self.labels_configured or class_names)  # only then can the carve leave a tag out
         for split, data in raw.items():
-            check_labels(split, {str(tag) for tags in data[self.tags_column] for tag in tags}, self.labels)
+            tags = {label_text(tag) for tags in data[self.tags_column] for tag in tags}
+            check_labels(split, tags, self.labels, gap_hint(split, self.reshaped) if from_train else "")
         return raw
 
     def tokenizer_texts(self, train: Dataset) -> Iterator[str]:
@@ -99,7 +116,7 @@ class TokenClassificationDataModule(TokenizedDataModule):
             encoded["word_ids"] = [[-1 if word is None else word for word in row] for row in word_ids]
         else:
             encoded["labels"] = [
-                _align([label_ids[str(tag)] for tag in tags], words, all_pieces, inside)
+                _align([label_ids[label_text(tag)] for tag in tags], words, all_pieces, inside)
                 for tags, words in zip(batch[self.tags_column], word_ids, strict=True)
             ]
         encoded["truncated"] = [
@@ -139,7 +156,7 @@ def _align(tags: list[int], word_ids: list[int | None], all_pieces: bool, inside
 
 def tag_order(tags: Any) -> list[str]:
     """`O` first, then the tags sorted by entity type and B- before I- (B-LOC, I-LOC, B-ORG, ...)."""
-    distinct = {str(tag) for tag in tags}
+    distinct = {label_text(tag) for tag in tags}
     rest = sorted(distinct - {"O"}, key=lambda tag: (tag[2:], tag[:2]) if tag[1:2] == "-" else (tag, ""))
     return (["O"] if "O" in distinct else []) + rest
 
@@ -159,9 +176,10 @@ def _tag_names(raw: DatasetDict, column: str) -> tuple[DatasetDict, list[str] | 
     return raw.map(to_names, batched=True, desc="Tag names"), list(inner.names)
 
 
-def _check_lengths(split: str, tokens: list[list[str]], tags: list[list[str]]) -> None:
+def _check_lengths(split: str, tokens: list[list[str]], tags: list[list[str]], skip: Container[int]) -> None:
+    """One tag per word in every example (`skip`: examples dropped for a missing tag); rows are the source's."""
     for row, (words, labels) in enumerate(zip(tokens, tags, strict=True)):
-        if words is None or labels is None or len(words) != len(labels):
+        if row not in skip and (words is None or labels is None or len(words) != len(labels)):
             raise UserInputError(
                 f"{split} split, example {row}: {len(words or [])} tokens but {len(labels or [])} tags; every token"
                 " needs exactly one tag"

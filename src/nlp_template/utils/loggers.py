@@ -2,8 +2,10 @@
 
 Every logger gets the resolved config plus `run`: the git commit (and whether the tree had uncommitted changes), the
 versions of the packages that decide the numbers, and the model's parameter counts; the same goes to
-`<run dir>/run.json`. Values under keys that look like secrets (API keys, tokens, passwords) are replaced by `***`
-before anything is logged or saved. W&B without an API key switches to offline mode with a one-line hint instead
+`<run dir>/run.json`, with the directories the run depended on (`work_dir`: where it started, against which its
+relative data paths were read; `project_root`: whose conf/ it composed; `code`: where its Python code came from).
+Values of secret keys (`utils.config.SECRET_KEYS`: API keys, tokens, passwords) are replaced by `***` before anything
+is logged or saved. W&B without an API key switches to offline mode with a one-line hint instead
 of failing, and each job of a multirun finishes its own W&B run.
 """
 
@@ -22,15 +24,19 @@ from typing import Any
 import lightning as L
 from omegaconf import OmegaConf
 
-from nlp_template.utils.config import PROJECT_ROOT, redact, task_overrides
+from nlp_template.utils.config import PACKAGE_CLONE, find_project_root, redact, saved_config, task_overrides
 from nlp_template.utils.logger_adapters import adapter_for, needs_wandb_offline_fallback
 
 log = logging.getLogger(__name__)
 PACKAGES = ("torch", "lightning", "transformers", "tokenizers", "datasets", "hydra-core", "torchmetrics", "numpy")
 
 
-def git_state(root: Path = PROJECT_ROOT) -> dict[str, Any] | None:
-    """The commit checked out at `root` and whether tracked files differ from it (None outside a git repository)."""
+def git_state(root: Path | None = None) -> dict[str, Any] | None:
+    """The commit checked out at `root` and whether tracked files differ from it (None outside a git repository).
+
+    `root` defaults to the clone the code runs from (what the commit must reproduce), else the project root.
+    """
+    root = root or PACKAGE_CLONE or find_project_root()
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True, timeout=10
@@ -45,7 +51,7 @@ def git_state(root: Path = PROJECT_ROOT) -> dict[str, Any] | None:
 
 
 def run_metadata(model: L.LightningModule | None = None) -> dict[str, Any]:
-    """Git state, Python and package versions, and parameter counts of `model`."""
+    """Git state, directories, Python and package versions, and parameter counts of `model`."""
     versions = {"python": platform.python_version()}
     for package in PACKAGES:
         try:
@@ -54,6 +60,8 @@ def run_metadata(model: L.LightningModule | None = None) -> dict[str, Any]:
             continue
     # With the resolved config (config.yaml beside run.json), what it takes to run it again.
     metadata: dict[str, Any] = {"git": git_state(), "versions": versions, "overrides": task_overrides()}
+    # Relative data paths of the config were read against work_dir (nlp-eval resolves them the same way).
+    metadata.update(work_dir=os.getcwd(), project_root=str(find_project_root()), code=str(Path(__file__).parents[1]))
     if model is not None:
         parameters = list(model.parameters())
         metadata["parameters"] = {
@@ -80,7 +88,7 @@ def log_run(trainer: L.Trainer, config: dict[str, Any], model: L.LightningModule
         Path(output_dir).mkdir(parents=True, exist_ok=True)
         (Path(output_dir) / "run.json").write_text(json.dumps(metadata, indent=2))
         if not (Path(output_dir) / "config.yaml").exists():  # runs started from Python (tests, notebooks)
-            (Path(output_dir) / "config.yaml").write_text(OmegaConf.to_yaml(redact(config)))
+            (Path(output_dir) / "config.yaml").write_text(OmegaConf.to_yaml(saved_config(config)))
 
 
 def prepare_loggers(logger_config: Any) -> None:

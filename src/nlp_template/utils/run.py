@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,8 @@ from nlp_template.utils.logger_adapters import logger_run_ids
 log = logging.getLogger(__name__)
 RUN_CONFIG_KEY = "nlp_template_config"
 LOGGERS_KEY = "nlp_template_logger_runs"
+WORK_DIR_KEY = "work_dir"  # in the run config of a checkpoint: the absolute directory the training run started in
+SPLITS = ("train", "validation", "test")
 
 
 def apply_extras(cfg: DictConfig) -> None:
@@ -37,15 +41,17 @@ def apply_extras(cfg: DictConfig) -> None:
 
 
 class RunConfigInCheckpoint(L.Callback):
-    """Store the run's resolved data and model configs and seed (and logger run ids) in every checkpoint.
+    """Store the run's resolved data and model configs, seed, working directory and logger run ids in checkpoints.
 
     So `nlp-eval ckpt_path=...` needs no other file and no repeated command-line overrides, and `ckpt_path=last`
-    can tell which checkpoints belong to the same experiment.
+    can tell which checkpoints belong to the same experiment. `work_dir` is the directory the run started in:
+    relative data paths of the config were read against it, and `checkpoints.TrainedRun` reads them there again.
     """
 
     def __init__(self, cfg: DictConfig) -> None:
         self.config = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("data", "model")}
         self.config["seed"] = cfg.get("seed")  # part of what makes two runs the same experiment (ckpt_path=auto)
+        self.config[WORK_DIR_KEY] = os.getcwd()  # hydra.job.chdir is false: the data module reads relative to it
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         """Add the config under `RUN_CONFIG_KEY`, and the W&B/MLflow run ids under `LOGGERS_KEY` (for resuming)."""
@@ -70,3 +76,28 @@ def write_metrics(output_dir: str | Path, metrics: dict[str, Any]) -> Path:
         json.dump(metrics, handle, indent=2, sort_keys=True)
     log.info("Metrics written to %s", path)
     return path
+
+
+def data_files(data_cfg: DictConfig | dict) -> dict[str, dict[str, str]]:
+    """The local files a data config reads, per split: absolute path and SHA-256 of the content.
+
+    Relative paths are taken against the working directory, as the data sources open them. Splits without a
+    local file (Hub data, generated samples, a split not configured) are left out.
+    """
+    source = (data_cfg or {}).get("source") or {}
+    files = {}
+    for split in SPLITS:
+        value = source.get(split)
+        path = Path(value).expanduser() if isinstance(value, str) and "://" not in value else None
+        if path is not None and path.is_file():
+            files[split] = {"path": str(path.resolve()), "sha256": file_sha256(path)}
+    return files
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's content, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
