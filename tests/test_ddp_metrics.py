@@ -33,7 +33,7 @@ pytestmark = pytest.mark.slow
 
 RANKS = 3
 SPLITS = ["data.source.num_validation=37", "data.source.num_test=41", "data.eval_batch_size=7"]
-BRIEF = ["callbacks=model_checkpoint", "logger=csv", "extras.print_config=false"]
+BRIEF = ["callbacks=[model_checkpoint,classification_report]", "logger=csv", "extras.print_config=false"]
 FEW_STEPS = ["data.source.num_train=240", "trainer.max_epochs=1", "+trainer.limit_train_batches=3"]
 EXPERIMENTS = [
     "sentiment_tiny",
@@ -86,3 +86,9 @@ def test_every_metric_of_every_task_under_ddp_equals_one_process(tmp_path):
         assert reported.keys() == single.keys(), name
         for key, value in reported.items():
             assert value == pytest.approx(single[key], rel=1e-6, abs=1e-6), (name, key, value, single[key])
+    # The confusion matrix gathered from the 3 ranks counts each of the 41 test examples once.
+    rows = (tmp_path / "sentiment_tiny" / "confusion_matrix.csv").read_text().splitlines()[1:]
+    counts = [[int(value) for value in row.split(",")[1:]] for row in rows]
+    assert sum(map(sum, counts)) == 41
+    correct = sum(counts[index][index] for index in range(len(counts)))
+    assert correct / 41 == pytest.approx(distributed["sentiment_tiny"]["test/acc"], abs=1e-6)

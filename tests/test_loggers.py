@@ -196,6 +196,7 @@ def test_a_new_logger_is_one_registration(monkeypatch, tmp_path):
     register_adapter(RecordingLogger, RecordingAdapter)
     logger = RecordingLogger()
     trainer = SimpleNamespace(loggers=[logger], global_step=5, is_global_zero=True, default_root_dir=str(tmp_path),
+                              world_size=1,
                               datamodule=SimpleNamespace(tokenizer=None),
                               strategy=SimpleNamespace(reduce=lambda tensor, reduce_op: tensor))  # fmt: skip
     module = SimpleNamespace(device="cpu", hparams=SimpleNamespace(id2label={0: "negative", 1: "positive"}))
@@ -207,6 +208,7 @@ def test_a_new_logger_is_one_registration(monkeypatch, tmp_path):
     report.on_test_epoch_start(trainer, module)
     report.on_test_batch_end(trainer, module, outputs, batch, 0)
     report.on_test_epoch_end(trainer, module)
+    report.write_report(trainer)  # nlp-train calls it once metrics.json is written
 
     tables = [call for call in logger.calls if call[0] == "table"]
     assert tables == [("table", "test/predictions", ["text", "label", "prediction", "probability"],

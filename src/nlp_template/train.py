@@ -92,8 +92,20 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     )
     if trainer.is_global_zero:
         write_metrics(output_dir, metrics)
+    write_reports(trainer)  # after metrics.json: a report that fails or runs long cannot cost the run its numbers
     finish_loggers(trainer)
     return metrics
+
+
+def write_reports(trainer: L.Trainer) -> None:
+    """Let the callbacks that report on the test split (`write_report`) write their files; a failure is a warning."""
+    for callback in trainer.callbacks:
+        if hasattr(callback, "write_report"):
+            try:
+                callback.write_report(trainer)
+            except Exception as error:  # noqa: BLE001 - metrics.json is written; say what is missing instead
+                log.warning("%s could not write its report (%s: %s); metrics.json is complete",
+                            type(callback).__name__, type(error).__name__, error)  # fmt: skip
 
 
 def accepted(model_cfg: DictConfig, facts: dict[str, Any]) -> dict[str, Any]:
