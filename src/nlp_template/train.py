@@ -17,6 +17,7 @@ from typing import Any
 import hydra
 import lightning as L
 from lightning.fabric.utilities.rank_zero import rank_zero_only
+from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
@@ -63,6 +64,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     loggers = instantiate_list(cfg.get("logger"))
     warn_about_precision(cfg.trainer.get("accelerator", "auto"), cfg.trainer.get("precision", "32-true"))
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    without_validation(trainer)
     log_run(trainer, resolved(cfg), model, output_dir)  # config, git commit, versions, parameter counts
 
     start = time.perf_counter()
@@ -95,6 +97,19 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     write_reports(trainer)  # after metrics.json: a report that fails or runs long cannot cost the run its numbers
     finish_loggers(trainer)
     return metrics
+
+
+def without_validation(trainer: L.Trainer) -> None:
+    """With `trainer.limit_val_batches=0` there is no score to stop early on or to pick a best checkpoint by: say so.
+
+    Early stopping is removed (it would wait for a metric that never comes); the checkpoints keep the last weights,
+    which are the ones tested.
+    """
+    if trainer.limit_val_batches != 0:
+        return
+    trainer.callbacks = [callback for callback in trainer.callbacks if not isinstance(callback, EarlyStopping)]
+    log.warning("No validation (trainer.limit_val_batches=0): early stopping and best-checkpoint selection are off;"
+                " the final weights are tested and saved as last.ckpt")  # fmt: skip
 
 
 def write_reports(trainer: L.Trainer) -> None:
