@@ -30,12 +30,12 @@ import numpy as np
 import torch
 from datasets import Dataset, DatasetDict
 from filelock import FileLock
-from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
 from nlp_template.data import splits as raw_splits
-from nlp_template.data.batching import LengthAwareBatchSampler, check_batching
+from nlp_template.data.batching import check_batching
 from nlp_template.data.cache import cache_key, cached_splits
+from nlp_template.data.loaders import BatchLoaders
 from nlp_template.data.sources import load_source
 from nlp_template.data.tokenizer import cached_trained_tokenizer, load_pretrained_tokenizer, tokenizer_fingerprint
 from nlp_template.utils.errors import UserInputError
@@ -43,7 +43,7 @@ from nlp_template.utils.errors import UserInputError
 log = logging.getLogger(__name__)
 
 
-class TokenizedDataModule(L.LightningDataModule):
+class TokenizedDataModule(BatchLoaders, L.LightningDataModule):
     """Base class of the data modules; subclasses fill in the hooks listed in the module docstring.
 
     Args:
@@ -363,77 +363,3 @@ class TokenizedDataModule(L.LightningDataModule):
         if self.labels:  # classification and tagging: the label set, in id order
             facts["id2label"] = dict(enumerate(self.labels))
         return facts
-
-    # ------------------------------------------------------------------------------------------------------ loaders
-    def collator(self) -> Any:
-        """The function that pads a list of examples into a batch."""
-        raise NotImplementedError
-
-    def _loader(self, split: str, train: bool) -> DataLoader:
-        dataset: Dataset = self.splits[split]
-        world_size, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
-        # Overfitting a few batches (debug=overfit) means the same batches every epoch: no shuffling, as Lightning
-        # does for its own samplers.
-        shuffle = train and not getattr(self.trainer, "overfit_batches", 0)
-        sampler = LengthAwareBatchSampler(
-            dataset.with_format("numpy")["length"],
-            mode=self.batching if train else "length_grouped",
-            batch_size=self.batch_size if train else self.eval_batch_size,
-            max_tokens=self.max_tokens,
-            batch_size_multiple=self.batch_size_multiple,
-            shuffle=shuffle,
-            seed=self.seed,
-            num_replicas=world_size,
-            rank=rank,
-        )
-        # Resume position (kept for every train loader Lightning builds in the resumed epoch); Lightning then calls
-        # set_epoch each epoch, which keeps the position only in the epoch it was saved in.
-        if train and self._resume:
-            sampler.load_state_dict(self._resume)
-        return DataLoader(
-            dataset.remove_columns("length"),
-            batch_sampler=sampler,
-            collate_fn=self.collator(),
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            # Worker seeds come from this generator, not from torch's global one: creating an iterator then draws
-            # nothing from the stream dropout uses, so a resumed run's random numbers match the uninterrupted run's.
-            generator=torch.Generator().manual_seed(self.seed),
-        )
-
-    def pad_multiple(self) -> int | None:
-        """The configured multiple, or 8 for 16-bit training on a GPU (tensor cores work on multiples of 8)."""
-        if self.pad_to_multiple_of is not None or self.trainer is None:
-            return self.pad_to_multiple_of
-        half = str(self.trainer.precision).startswith(("16", "bf16"))
-        return 8 if half and self.trainer.strategy.root_device.type == "cuda" else None
-
-    def train_dataloader(self) -> DataLoader:
-        """Training batches from the configured batching mode, each padded to its own longest sequence."""
-        self._train_loader = self._loader("train", train=True)
-        return self._train_loader
-
-    def val_dataloader(self) -> DataLoader:
-        """Validation batches, sorted by length."""
-        return self._loader("validation", train=False)
-
-    def test_dataloader(self) -> DataLoader:
-        """Test batches, sorted by length (fails clearly when the source has no test split)."""
-        if "test" not in self.splits:
-            raise UserInputError("the data source has no test split; set data.source.test (or run without testing)")
-        return self._loader("test", train=False)
-
-    # ------------------------------------------------------------------------------------------------ resumption
-    def state_dict(self) -> dict:
-        """The training sampler's position, saved in every checkpoint by Lightning (mid-epoch resume)."""
-        loader = getattr(self, "_train_loader", None)
-        if loader is None or self.trainer is None:
-            return {}
-        # Batches whose training step ran (checkpoints are saved in on_train_batch_end, before Lightning counts
-        # the batch "completed"); the sampler itself has handed out more, as loaders fetch ahead.
-        completed = self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
-        return {"batching": loader.batch_sampler.state_dict(consumed=completed)}
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        """Resume the training sampler where the checkpoint left it (applied when the loader is built)."""
-        self._resume = state_dict.get("batching")

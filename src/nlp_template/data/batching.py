@@ -67,7 +67,8 @@ class LengthAwareBatchSampler(Sampler[list[int]]):
         if mode != "token_budget" and not batch_size:
             raise ValueError(f"batching={mode} needs a batch_size")
         if len(lengths) < num_replicas:
-            raise ValueError(f"{len(lengths)} examples cannot be shared among {num_replicas} processes")
+            raise UserInputError(f"{len(lengths)} example(s) cannot be shared among {num_replicas} processes (each DDP"
+                                 " rank needs a batch): give the split more examples or use fewer devices")  # fmt: skip
         self.lengths = np.asarray(lengths, dtype=np.int64)
         self.mode = mode
         self.batch_size = batch_size
@@ -178,7 +179,9 @@ def _split_until_divisible(batches: list[list[int]], parts: int) -> list[list[in
         largest = max(range(len(batches)), key=lambda i: len(batches[i]))
         batch = batches[largest]
         if len(batch) < 2:
-            raise ValueError(f"cannot share {len(batches)} single-example batches equally among {parts} processes")
+            raise UserInputError(f"cannot share {len(batches)} single-example batches equally among {parts} processes"
+                                 " (every DDP rank must take as many batches as the others): use a batch size of 2"
+                                 " or more (data.batch_size, data.eval_batch_size) or fewer devices")  # fmt: skip
         half = len(batch) // 2
         batches[largest : largest + 1] = [batch[:half], batch[half:]]
     return batches
