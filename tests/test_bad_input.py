@@ -395,3 +395,11 @@ def test_command_line_with_hydra_full_error_shows_the_traceback(user, tmp_path):
     assert "UserInputError: data.batch_size must be a positive integer, got 0" in result.stderr
     assert not any(line.startswith("error: ") for line in result.stderr.splitlines())
     assert_nothing_changed(before, tmp_path)
+
+
+def test_readme_catalogue_lists_every_case():
+    """The README table and the catalogue name the same cases, so neither drifts."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme.split("### Bad-input catalogue", 1)[1].split("\n## ", 1)[0]
+    listed = set(re.findall(r"\| `([a-z0-9-]+)` \|$", section, flags=re.MULTILINE))
+    assert listed == set(BY_ID), (sorted(set(BY_ID) - listed), sorted(listed - set(BY_ID)))
