@@ -8,9 +8,12 @@ guarantees (one `error:` line, exit 1, the user's files unchanged).
 from __future__ import annotations
 
 import importlib
+import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from conftest import FAST
 
 SAMPLE = ["experiment=sentiment_tiny", *FAST]  # the user's earlier run, and the data of most config cases
@@ -32,6 +35,24 @@ class Case:
     expect: str
     handled: bool = False
     marks: tuple = ()
+
+
+def squad_json(questions: list[tuple]) -> bytes:
+    """A SQuAD JSON file with one context ("Ann wrote it in 1990.") and the given (id, question, answer, start)."""
+    qas = [{"id": qid, "question": question, "answers": [] if answer is None else [{"text": answer,
+            "answer_start": start}], **({"is_impossible": True} if answer is None else {})}
+           for qid, question, answer, start in questions]  # fmt: skip
+    data = {
+        "version": "1.1",
+        "data": [{"title": "t", "paragraphs": [{"context": "Ann wrote it in 1990.", "qas": qas}]}],
+    }
+    return json.dumps(data).encode()
+
+
+def torch_bytes(obj: dict) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
 
 
 def more_cases() -> tuple[dict, list[Case]]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import io
 import json
 import os
 import re
@@ -28,8 +27,7 @@ from pathlib import Path
 
 import hydra
 import pytest
-import torch
-from catalogue import FILE_DATA, SAMPLE, Case, more_cases
+from catalogue import FILE_DATA, SAMPLE, Case, more_cases, squad_json, torch_bytes
 from conftest import FAST
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
@@ -57,8 +55,8 @@ FILES: dict[str, str | bytes | Callable[[Path], bytes]] = {
     "long_texts.csv": "text,label\n" + "\n".join(f"{'very ' * 30}{w},{w}" for w in ["good", "bad"] * 20) + "\n",
     "broken_model/config.json": "{not json",
     "broken_model/tokenizer.json": "{not json",
-    "foreign.ckpt": lambda tmp: _torch_bytes({"state_dict": {}}),
-    "linear.ckpt": lambda tmp: _torch_bytes(
+    "foreign.ckpt": lambda tmp: torch_bytes({"state_dict": {}}),
+    "linear.ckpt": lambda tmp: torch_bytes(
         {"state_dict": {}, RUN_CONFIG_KEY: {"model": {"_target_": "torch.nn.Linear"}, "data": {}}}
     ),
     "truncated.ckpt": lambda tmp: _old_checkpoint(tmp).read_bytes()[:4096],
@@ -70,29 +68,11 @@ FILES: dict[str, str | bytes | Callable[[Path], bytes]] = {
     "topics.jsonl": "".join(
         json.dumps({"text": f"film {i}", "label": ["plot"] if i % 2 else []}) + "\n" for i in range(20)
     ),  # fmt: skip
-    "qa_moved.json": lambda tmp: _squad([("q1", "Who wrote it?", "Ann", 3)]),
-    "qa_v2.json": lambda tmp: _squad([("q1", "Who wrote it?", "Ann", 0), ("q2", "Where?", None, None)]),
-    "qa_long_question.json": lambda tmp: _squad([("q1", "why " * 40 + "?", "Ann", 0)]),
+    "qa_moved.json": lambda tmp: squad_json([("q1", "Who wrote it?", "Ann", 3)]),
+    "qa_v2.json": lambda tmp: squad_json([("q1", "Who wrote it?", "Ann", 0), ("q2", "Where?", None, None)]),
+    "qa_long_question.json": lambda tmp: squad_json([("q1", "why " * 40 + "?", "Ann", 0)]),
     "qa_rows.jsonl": json.dumps({"question": "Who?", "context": "Ann wrote it."}) + "\n",
 }
-
-
-def _squad(questions: list[tuple]) -> bytes:
-    """A SQuAD JSON file with one context ("Ann wrote it in 1990.") and the given (id, question, answer, start)."""
-    qas = [{"id": qid, "question": question, "answers": [] if answer is None else [{"text": answer,
-            "answer_start": start}], **({"is_impossible": True} if answer is None else {})}
-           for qid, question, answer, start in questions]  # fmt: skip
-    data = {
-        "version": "1.1",
-        "data": [{"title": "t", "paragraphs": [{"context": "Ann wrote it in 1990.", "qas": qas}]}],
-    }
-    return json.dumps(data).encode()
-
-
-def _torch_bytes(obj: dict) -> bytes:
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    return buffer.getvalue()
 
 
 def _old_checkpoint(tmp: Path) -> Path:

@@ -76,7 +76,7 @@ def test_every_metric_of_every_task_under_ddp_equals_one_process(tmp_path):
     command = [TORCHRUN, "--nproc-per-node", str(RANKS), str(Path(__file__).parent / "drivers" / "train_many.py"),
                str(tmp_path / "jobs.json"), str(tmp_path / "ddp.json")]  # fmt: skip
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stderr[-4000:]
     distributed = json.loads((tmp_path / "ddp.json").read_text())
     for name in EXPERIMENTS:

@@ -199,6 +199,17 @@ def test_regression_nan_targets_are_missing(tmp_path):
     assert dm.splits["train"].num_rows + dm.splits["validation"].num_rows == 9
 
 
+@pytest.mark.parametrize("marker", ["NA", "", "nan"])
+def test_a_csv_score_column_with_a_missing_marker_stays_regression(tmp_path, marker):
+    # Read as strings, the column would have become one class per distinct score.
+    path = write_csv(tmp_path / "scores.csv", ["1.5", "2.0", marker, "3.25"] * 3)
+    with pytest.raises(UserInputError, match=r"^train split has 3 empty label\(s\) .* at row\(s\) 3, 7, 11 "):
+        prepare(tmp_path, path)
+    dm = prepare(tmp_path, path, drop_missing_labels=True)
+    assert dm.problem_type == "regression"
+    assert dm.splits["train"].num_rows + dm.splits["validation"].num_rows == 9
+
+
 def test_missing_values_are_exactly_the_documented_ones():
     for value in [None, math.nan, "", "  ", "NaN", "nan", "NA", "n/a", "N/A", "null", "NULL", "None", " none "]:
         assert is_missing(value), value

@@ -63,6 +63,7 @@ def test_few_labels_keep_the_matrix_and_it_agrees_with_the_pairs(tmp_path):
 
 class BrokenReport(ClassificationReport):
     def write_report(self, trainer) -> None:
+        assert (Path(trainer.default_root_dir) / "metrics.json").is_file()  # reports come after the numbers
         raise MemoryError("a report too large for this machine")
 
 

@@ -19,7 +19,7 @@ from conftest import FAST
 
 from nlp_template.eval import evaluate
 from nlp_template.train import train
-from nlp_template.utils.checks import preflight
+from nlp_template.utils.checks import check_types, preflight
 from nlp_template.utils.config import (
     PACKAGE_CLONE,
     PROJECT_ROOT,
@@ -52,17 +52,23 @@ def snapshot(root: Path) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------------------------- secrets
+SUFFIXED = ["github_token", "openai_api_key", "aws_session_token", "db_password", "mlflow_tracking_password",
+            "aws_secret_access_key", "wandb_api_key", "apikey", "credentials"]  # fmt: skip
+
+
 def test_only_secret_names_are_redacted():
     config = {
         "data": {"source": {"token_column": 0, "tag_column": -1}, "max_tokens": 4096, "tokenizer": "bert",
                  "pad_token_id": 0, "tokenizer_type": "wordpiece"},
         "logger": {"wandb": {"api_key": "k", "token": None}, "mlflow": {"password": ""}},
         "HF_TOKEN": "hf_x", "Secret": "s", "auth": [{"client_secret": "c", "access_token": "a"}],
+        "more": {name: "x" for name in SUFFIXED},
     }  # fmt: skip
     assert redact(config) == {
         "data": config["data"],  # settings whose names contain "token" are not secrets
         "logger": {"wandb": {"api_key": "***", "token": None}, "mlflow": {"password": ""}},  # nothing to hide
         "HF_TOKEN": "***", "Secret": "***", "auth": [{"client_secret": "***", "access_token": "***"}],
+        "more": dict.fromkeys(SUFFIXED, "***"),  # any key that ends in a secret word
     }  # fmt: skip
 
 
@@ -259,3 +265,22 @@ def test_a_command_in_a_second_clone_uses_its_conf_and_writes_its_logs(clone_b):
     runs = list((clone_b / "logs" / "train" / "runs").glob("*/.hydra/config.yaml"))
     assert len(runs) == 1 and "custom" in (runs[0].parent / "overrides.yaml").read_text()
     assert sorted((PROJECT_ROOT / "logs" / "train" / "runs").glob("*")) == ours
+
+
+# ------------------------------------------------------------------------------------ valid configs pass
+EXPERIMENTS = sorted(path.stem for path in (PROJECT_ROOT / "conf" / "experiment").glob("*.yaml"))
+TRAINERS = sorted(path.stem for path in (PROJECT_ROOT / "conf" / "trainer").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_shipped_experiment_passes_the_preflight_checks(experiment, tmp_path):
+    cfg = compose_config("train", [f"experiment={experiment}"], tmp_path / "run", tmp_path / "cache", use_local=False)
+    preflight(cfg)
+    assert check_types(cfg) >= 20  # trainer, model, optimizer, scheduler and callback settings were compared
+
+
+@pytest.mark.parametrize("trainer", TRAINERS)
+def test_every_trainer_config_has_valid_types(trainer, tmp_path):
+    # Types only: the accelerator check refuses GPU configs on a machine without one, by design.
+    cfg = compose_config("train", [f"trainer={trainer}"], tmp_path / "run", tmp_path / "cache", use_local=False)
+    assert check_types(cfg) >= 10

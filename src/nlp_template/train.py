@@ -108,8 +108,9 @@ def without_validation(trainer: L.Trainer) -> None:
     if trainer.limit_val_batches != 0:
         return
     trainer.callbacks = [callback for callback in trainer.callbacks if not isinstance(callback, EarlyStopping)]
+    saved = any(getattr(callback, "save_last", False) for callback in trainer.checkpoint_callbacks)
     log.warning("No validation (trainer.limit_val_batches=0): early stopping and best-checkpoint selection are off;"
-                " the final weights are tested and saved as last.ckpt")  # fmt: skip
+                " the final weights are tested%s", " and saved as last.ckpt" if saved else "")  # fmt: skip
 
 
 def write_reports(trainer: L.Trainer) -> None:

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 class ClassificationReport(L.Callback):
     """Collect test predictions; write and log the confused pairs, the confusion matrix and sample predictions.
 
+    `nlp-train` calls `write_report(trainer)` after metrics.json; code that runs `trainer.test` itself calls it too.
+
     Args:
         num_samples: test examples kept for the predictions table (the first ones in test order).
         num_pairs: most frequent mistakes listed in `confused_pairs.csv`.

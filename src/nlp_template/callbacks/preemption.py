@@ -23,6 +23,7 @@ runs restored.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,7 @@ class PreemptionCheckpoint(L.Callback):
         self.pending: int | None = None  # the requeue signal noted, not yet acted on
         self.sigterm = False
         self.sigint = False
+        self.announce = False  # rank 0 says what a Ctrl-C does
         self.previous: dict[int, Any] = {}
         self.saved_path: Path | None = None
 
@@ -63,6 +65,7 @@ class PreemptionCheckpoint(L.Callback):
         the other DDP ranks, which hangs or crashes a DDP run at an arbitrary point (measured with trainer=ddp_sim);
         noting the signal and agreeing at the batch boundary does not.
         """
+        self.announce = trainer.is_global_zero
         handlers = {signal.SIGTERM: self._note_sigterm, signal.SIGINT: self._note_sigint,
                     **dict.fromkeys(self.signals, self._note)}  # fmt: skip
         for signum, handler in handlers.items():
@@ -81,10 +84,14 @@ class PreemptionCheckpoint(L.Callback):
         if self.sigint:  # the second Ctrl-C: the user does not want to wait for the save
             raise KeyboardInterrupt
         self.sigint = True
-        print("\nCtrl-C: saving last.ckpt after this batch, then stopping (Ctrl-C again to abort now)", flush=True)
+        if self.announce:  # os.write, not print: print inside a handler can collide with a write in progress
+            os.write(2, b"\nCtrl-C: saving last.ckpt at the next batch boundary, then stopping (again: abort now)\n")
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
-        """At the batch boundary: save and stop (SIGTERM) or save and hand over to the requeue handler."""
+        """At the batch boundary: save and stop (SIGTERM, Ctrl-C) or save and hand over to the requeue handler."""
+        self._act(trainer)
+
+    def _act(self, trainer: L.Trainer) -> None:
         sigterm, sigint, signum = self.sigterm or bool(trainer.received_sigterm), self.sigint, self.pending or 0
         if trainer.world_size > 1:  # every rank saves at the same step, or the save's barrier would hang
             noted = torch.tensor([float(sigterm), float(sigint), float(signum)], device=trainer.strategy.root_device)
@@ -121,8 +128,15 @@ class PreemptionCheckpoint(L.Callback):
         self._restore()
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Give the signals back to their earlier handlers."""
-        self._restore()
+        """Act on a signal noted after the last training batch (in the last validation), then give the signals back.
+
+        Without this, a Ctrl-C during the final validation would be forgotten and the run would go on to test.
+        """
+        try:
+            if self.saved_path is None:
+                self._act(trainer)
+        finally:
+            self._restore()
 
     def _restore(self) -> None:
         for signum, handler in self.previous.items():

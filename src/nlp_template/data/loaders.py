@@ -8,6 +8,7 @@ had not yet seen.
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 import torch
@@ -59,6 +60,7 @@ class BatchLoaders:
             # Worker seeds come from this generator, not from torch's global one: creating an iterator then draws
             # nothing from the stream dropout uses, so a resumed run's random numbers match the uninterrupted run's.
             generator=torch.Generator().manual_seed(self.seed),
+            worker_init_fn=_ignore_ctrl_c if self.num_workers > 0 else None,
         )
 
     def pad_multiple(self) -> int | None:
@@ -97,3 +99,12 @@ class BatchLoaders:
     def load_state_dict(self, state_dict: dict) -> None:
         """Resume the training sampler where the checkpoint left it (applied when the loader is built)."""
         self._resume = state_dict.get("batching")
+
+
+def _ignore_ctrl_c(worker_id: int) -> None:
+    """Make a data loader worker ignore Ctrl-C.
+
+    The terminal sends Ctrl-C to the whole process group; a worker that exited on it would leave the main process,
+    which saves at the next batch boundary (`PreemptionCheckpoint`), without batches.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -32,10 +32,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nlp_template.data.labels import is_missing
 from nlp_template.utils.errors import UserInputError, listing
 
 # Bump when a rule changes the rows a file gives: it keys FileSource's Arrow copies and its fingerprint.
-READER_VERSION = "2"  # 2: integers written another way (001, +1) keep their column as written
+READER_VERSION = "3"  # 2: 001/+1 keep their column as written; 3: NA in a number column is None
 FORMATS = (".csv", ".tsv", ".jsonl", ".json", ".parquet", ".txt")
 
 
@@ -359,7 +360,8 @@ def table_columns(table: Table, text_columns: Collection[str] = ()) -> dict[str,
     CSV/TSV cells are strings as written; a column that is not a text column and holds only integers (or only
     numbers) becomes integers (floats), as pandas would read it: labels 1, 2, 10 then sort as numbers and float
     scores are regression targets. Integers written another way (`001`, `+1`) keep the whole column as written, so
-    `01` and `1` stay two labels. Text columns stay as written ("007" is a text, not 7).
+    `01` and `1` stay two labels. Missing markers (empty, `NA`, `NaN`, `null`, ...) in a column of numbers become
+    None. Text columns stay as written ("007" is a text, not 7).
     """
     columns = {column: [row.get(column) for row in table.rows] for column in table.columns}
     if table.as_written:
@@ -370,13 +372,21 @@ def table_columns(table: Table, text_columns: Collection[str] = ()) -> dict[str,
 
 
 def _numbers(values: list[str]) -> list:
-    if values and all(_INTEGER.fullmatch(value) for value in values):
-        integers = [int(value) for value in values]
+    """The column as integers or floats when every present value is one, missing markers (`NA`, ...) as None.
+
+    A score column with one `NA` must stay a column of numbers with a missing value (which the label checks then
+    name, or drop with data.drop_missing_labels), not turn into strings, and so into one class per score.
+    """
+    present = [value for value in values if not is_missing(value)]
+    if not present:
+        return values
+    if all(_INTEGER.fullmatch(value) for value in present):
+        integers = {value: int(value) for value in present}
         # Labels such as `001` or `+1` are kept as written: as numbers `001`, `01` and `1` would become one class.
-        if any(str(number) != value for number, value in zip(integers, values, strict=True)):
+        if any(str(number) != value.strip() for value, number in integers.items()):
             return values
-        if all(-(2**63) <= value < 2**63 for value in integers):  # Arrow's int64
-            return integers
-    if values and all(_NUMBER.fullmatch(value) for value in values):
-        return [float(value) for value in values]
+        if all(-(2**63) <= number < 2**63 for number in integers.values()):  # Arrow's int64
+            return [integers.get(value) for value in values]
+    if all(_NUMBER.fullmatch(value) for value in present):
+        return [None if is_missing(value) else float(value) for value in values]
     return values

@@ -187,7 +187,18 @@ def hash_files(paths: dict[str, Path]) -> str:
     digest = hashlib.sha256()
     for split, path in paths.items():
         digest.update(f"{split}:{path.suffix}:".encode())
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+        _add_content(digest, path)
     return digest.hexdigest()
+
+
+def content_sha256(path: Path) -> str:
+    """The SHA-256 of one file's content, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    _add_content(digest, path)
+    return digest.hexdigest()
+
+
+def _add_content(digest: Any, path: Path) -> None:
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)

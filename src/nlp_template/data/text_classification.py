@@ -26,7 +26,7 @@ from nlp_template.data.labels import (
     sorted_labels,
 )
 from nlp_template.data.splits import gap_hint
-from nlp_template.utils.errors import UserInputError
+from nlp_template.utils.errors import UserInputError, listing
 
 PROBLEM_TYPES = ("single_label_classification", "multi_label_classification", "regression")
 
@@ -306,9 +306,9 @@ def _blank(text: Any) -> bool:
     return text is None or (isinstance(text, str) and not text.strip())
 
 
-def _rows(indices: list[int], shown: int = 10) -> str:
-    listed = ", ".join(str(i + 1) for i in indices[:shown])
-    return listed + (f" and {len(indices) - shown} more" if len(indices) > shown else "")
+def _rows(indices: list[int]) -> str:
+    """0-based row indices as the 1-based rows an error line names (the first 10 and a count)."""
+    return listing(index + 1 for index in indices)
 
 
 def _columns(columns: list[str]) -> str:

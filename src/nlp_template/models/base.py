@@ -8,7 +8,7 @@ a NaN/inf loss, and the step plumbing: a task implements `evaluate(batch, stage)
 
 Every validation/test metric is a function of the split's examples alone, the same for any batching and any number
 of DDP ranks: `log_loss` sums each batch's loss times its count of loss terms (examples, labelled tokens, windows)
-in a torchmetrics `MeanMetric`, whose sums are all-reduced before the division. Lightning's own `self.log(...,
+in an `ExactMean` metric, whose sums are all-reduced before the division. Lightning's own `self.log(...,
 sync_dist=True)` averages per-rank means instead, which is wrong whenever the ranks hold different numbers of
 examples (5 examples on 2 ranks: x1.25).
 
@@ -33,8 +33,9 @@ from typing import Any, ClassVar
 import lightning as L
 import torch
 from torch.optim import Optimizer
-from torchmetrics import MeanMetric, Metric
+from torchmetrics import Metric
 
+from nlp_template.metrics.mean import ExactMean
 from nlp_template.models.backbones import build_model, model_from_config
 from nlp_template.models.graph import GraphModule
 from nlp_template.models.optim import parameter_groups
@@ -65,7 +66,7 @@ class TaskModule(L.LightningModule):
         object.__setattr__(self, "_compiled", None)
         # Sums of loss x count and of counts per evaluation stage (not saved in checkpoints: metric states are not
         # persistent), all-reduced across ranks when computed.
-        self.eval_losses = torch.nn.ModuleDict({stage: MeanMetric().set_dtype(torch.float64) for stage in STAGES})
+        self.eval_losses = torch.nn.ModuleDict({stage: ExactMean() for stage in STAGES})
 
     def hf_network(self, auto_class: Any, task_settings: dict[str, Any]) -> torch.nn.Module:
         """Build the Hugging Face network from the hyperparameters (`backbone`, `pretrained`, `config`).
@@ -133,8 +134,7 @@ class TaskModule(L.LightningModule):
         epoch from the summed states of every rank.
         """
         metric = self.eval_losses[stage]
-        dtype = metrics_dtype(metric)
-        metric.update(loss.detach().to(dtype), weight=torch.as_tensor(count, dtype=dtype, device=loss.device))
+        metric.update(loss, count)
         self.log(f"{stage}/loss", metric, prog_bar=stage == "val", on_step=False, on_epoch=True)
 
     def log_epoch(self, stage: str) -> None:

@@ -48,13 +48,20 @@ def check_seed(cfg: DictConfig) -> None:
     seed = cfg.get("seed")
     if seed is None:
         return
+    if isinstance(seed, str) and seed.strip().isdigit():  # e.g. seed=${oc.env:SEED}: environment values are strings
+        raise UserInputError(f"seed is the string {seed!r}, not a number (values read from the environment are"
+                             " strings); decode it: seed='${oc.decode:${oc.env:SEED,42}}'")  # fmt: skip
     if not _is_int(seed) or not 0 <= seed <= MAX_SEED:
         raise UserInputError(f"seed must be a whole number from 0 to {MAX_SEED} (or null), got {seed!r}; e.g. seed=42")
 
 
 # ------------------------------------------------------------------------------------------------------ types
-def check_types(cfg: DictConfig) -> None:
-    """Every value of a `_target_` node of `TYPED_GROUPS` against the type its parameter declares."""
+def check_types(cfg: DictConfig) -> int:
+    """Every value of a `_target_` node of `TYPED_GROUPS` against the type its parameter declares.
+
+    Returns how many values were compared (tests check that the shipped configs are really looked at).
+    """
+    checked = 0
     for group in TYPED_GROUPS:
         node = cfg.get(group)
         if not isinstance(node, DictConfig):
@@ -64,7 +71,8 @@ def check_types(cfg: DictConfig) -> None:
         except Exception:  # an interpolation that cannot resolve here is reported where it is used
             continue
         for path, target, settings in _target_nodes(values, group):
-            _check_arguments(path, target, settings)
+            checked += _check_arguments(path, target, settings)
+    return checked
 
 
 def _target_nodes(value: Any, path: str) -> Iterator[tuple[str, str, dict]]:
@@ -80,16 +88,19 @@ def _target_nodes(value: Any, path: str) -> Iterator[tuple[str, str, dict]]:
             yield from _target_nodes(item, f"{path}[{index}]")
 
 
-def _check_arguments(path: str, target: str, settings: dict) -> None:
+def _check_arguments(path: str, target: str, settings: dict) -> int:
     parameters = _parameters(target)
+    checked = 0
     for key, value in settings.items():
         parameter = parameters.get(str(key))
         if parameter is None or value is None or str(key).startswith("_"):
             continue
+        checked += 1
         problem = _type_problem(parameter.annotation, value)
         if problem:
             example = _example(parameter, problem, value)
             raise UserInputError(f"{path}.{key} must be {problem}, got {value!r}; e.g. {path}.{key}={example}")
+    return checked
 
 
 def _parameters(target: str) -> dict[str, inspect.Parameter]:
@@ -188,6 +199,8 @@ def check_accelerator(cfg: DictConfig) -> None:
     if not isinstance(trainer, DictConfig):
         return
     accelerator = str(trainer.get("accelerator") or "auto").lower()
+    if accelerator == "gpu" and not torch.cuda.is_available() and torch.backends.mps.is_available():
+        return  # Lightning maps "gpu" to Apple's Metal (MPS) where there is no CUDA
     if accelerator in ("gpu", "cuda"):
         if not torch.cuda.is_available():
             raise UserInputError(

@@ -51,9 +51,15 @@ def find_project_root(start: str | Path | None = None) -> Path:
         return _checked_against_code(root)
     here = Path(start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
-        if (folder / ROOT_MARKER).is_file():
+        # With conf/ too: lightning-hydra-template projects use the same marker name for their own roots.
+        if (folder / ROOT_MARKER).is_file() and (folder / "conf").is_dir():
             return _checked_against_code(folder)
     fallback = PACKAGE_CLONE or here
+    if not (fallback / "conf").is_dir():  # a plain (not editable) install, run outside any clone
+        raise UserInputError(
+            f"{here} is in no project (no {ROOT_MARKER} with a conf/ folder in it or above it) and the installed"
+            f" package is not a clone; run from inside a clone of this project or set {ROOT_ENV}=<clone>"
+        )
     _warn_once(
         f"{here} is in no project (no {ROOT_MARKER} in it or above it): using the configs, logs and cache of"
         f" {fallback}{' (the clone nlp_template is installed from)' if PACKAGE_CLONE else ''}; run from inside a"
@@ -154,18 +160,19 @@ def resolved(cfg: DictConfig) -> dict:
     return OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
 
 
-# Keys whose values are secrets, matched whole and case-insensitively: `token_column`, `max_tokens`, `tokenizer`,
-# `pad_token_id` are settings, and a saved config must hold them to reproduce its run.
-SECRET_KEYS = frozenset({
-    "api_key", "apikey", "token", "access_token", "auth_token", "refresh_token", "hf_token", "hub_token",
-    "wandb_api_key", "secret", "secret_key", "client_secret", "aws_secret_access_key", "private_key", "password",
-    "passwd", "credentials",
-})  # fmt: skip
+# Keys whose values are secrets: the key ends in a secret word (`token`, `hf_token`, `github_token`, `db_password`,
+# `openai_api_key`, `aws_secret_access_key`), matched case-insensitively. Keys that only contain such a word are
+# settings (`token_column`, `max_tokens`, `tokenizer`, `pad_token_id`), and a saved config must hold them to
+# reproduce its run: the old substring match redacted `token_column: 0`.
+SECRET_KEY = re.compile(
+    r"(^|_)(api_?key|token|secret|secret_key|secret_access_key|password|passwd|credentials?|private_key)$",
+    re.IGNORECASE,
+)
 REDACTED = "***"
 
 
 def redact(value: Any) -> Any:
-    """A copy of `value` (nested dicts/lists) with the values of secret keys (`SECRET_KEYS`) replaced by `***`."""
+    """A copy of `value` (nested dicts/lists) with the values of secret keys (`SECRET_KEY`) replaced by `***`."""
     if isinstance(value, dict):
         return {
             key: REDACTED if _is_secret(str(key)) and item not in (None, "") else redact(item)
@@ -177,7 +184,7 @@ def redact(value: Any) -> Any:
 
 
 def _is_secret(key: str) -> bool:
-    return key.lower() in SECRET_KEYS
+    return SECRET_KEY.search(key) is not None
 
 
 def saved_config(config: dict) -> dict:

@@ -4,9 +4,9 @@ Every logger gets the resolved config plus `run`: the git commit (and whether th
 versions of the packages that decide the numbers, and the model's parameter counts; the same goes to
 `<run dir>/run.json`, with the directories the run depended on (`work_dir`: where it started, against which its
 relative data paths were read; `project_root`: whose conf/ it composed; `code`: where its Python code came from).
-Values of secret keys (`utils.config.SECRET_KEYS`: API keys, tokens, passwords) are replaced by `***` before anything
-is logged or saved. W&B without an API key switches to offline mode with a one-line hint instead
-of failing, and each job of a multirun finishes its own W&B run.
+Values of secret keys (`utils.config.SECRET_KEY`: keys ending in api_key, token, password, ...) are replaced by
+`***` before anything is logged or saved. W&B without an API key switches to offline mode with a one-line hint
+instead of failing, and each job of a multirun finishes its own W&B run.
 """
 
 from __future__ import annotations

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -84,20 +83,13 @@ def data_files(data_cfg: DictConfig | dict) -> dict[str, dict[str, str]]:
     Relative paths are taken against the working directory, as the data sources open them. Splits without a
     local file (Hub data, generated samples, a split not configured) are left out.
     """
+    from nlp_template.data.sources import content_sha256  # the hashing FileSource keys its caches with
+
     source = (data_cfg or {}).get("source") or {}
     files = {}
     for split in SPLITS:
         value = source.get(split)
         path = Path(value).expanduser() if isinstance(value, str) and "://" not in value else None
         if path is not None and path.is_file():
-            files[split] = {"path": str(path.resolve()), "sha256": file_sha256(path)}
+            files[split] = {"path": str(path.resolve()), "sha256": content_sha256(path)}
     return files
-
-
-def file_sha256(path: str | Path) -> str:
-    """The SHA-256 of a file's content, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
