@@ -18,6 +18,7 @@ import hydra
 import pandas as pd
 import pytest
 from datasets import Dataset, DatasetDict
+from test_ner import InMemory
 
 from nlp_template.data.labels import is_missing
 from nlp_template.data.sources import FileSource
@@ -25,19 +26,6 @@ from nlp_template.data.splits import stratified_indices
 from nlp_template.data.text_classification import TextClassificationDataModule
 from nlp_template.data.token_classification import TokenClassificationDataModule
 from nlp_template.utils.errors import UserInputError
-
-
-class InMemory:
-    """A source over fixed splits."""
-
-    def __init__(self, splits: DatasetDict) -> None:
-        self.splits = splits
-
-    def load(self) -> DatasetDict:
-        return self.splits
-
-    def fingerprint(self) -> str:
-        return str(sorted((name, split._fingerprint) for name, split in self.splits.items()))
 
 
 def prepare(tmp_path: Path, train: Path, validation: Path | None = None, **kwargs) -> TextClassificationDataModule:
