@@ -151,6 +151,17 @@ def test_debug_modes_set_what_they_promise(make_cfg):
     assert limit.trainer.limit_train_batches == 0.1 and "model_checkpoint" in limit.callbacks
 
 
+@pytest.mark.parametrize("mode", ["fdr", "limit", "overfit", "profiler"])
+def test_debug_modes_keep_the_chosen_hardware_and_log_only_this_project_at_debug(make_cfg, mode):
+    # A GPU smoke test must stay on the GPUs: debug modes used to force accelerator=cpu, devices=1.
+    chosen = ["trainer=ddp", "trainer.devices=2", "trainer.precision=bf16-mixed"]
+    plain, debug = make_cfg(chosen).trainer, make_cfg([*chosen, f"debug={mode}"]).trainer
+    for key in ("accelerator", "devices", "precision", "strategy"):
+        assert debug[key] == plain[key], key
+    # hydra.verbose=true would set every logger to DEBUG (matplotlib printed ~150 font lines under debug=fdr).
+    assert list(make_cfg([f"debug={mode}"]).hydra.verbose) == ["nlp_template", "__main__"]
+
+
 def test_wrong_key_is_rejected(make_cfg):
     with pytest.raises(ConfigCompositionException, match="max_epoch"):
         make_cfg(["trainer.max_epoch=3"])
