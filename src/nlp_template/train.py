@@ -32,6 +32,7 @@ from nlp_template.utils.loggers import finish_loggers, log_run, prepare_loggers
 from nlp_template.utils.precision import warn_about_precision
 from nlp_template.utils.resume import continue_logger_runs, resolve_checkpoint
 from nlp_template.utils.run import RunConfigInCheckpoint, apply_extras, plain_metrics, write_metrics
+from nlp_template.utils.summary import announce, run_summary
 
 log = logging.getLogger(__name__)
 register_resolvers()
@@ -163,11 +164,12 @@ def main(cfg: DictConfig) -> float | None:
             by_user = isinstance(stop, StoppedByUser)
             if rank_zero_only.rank == 0:
                 resume = _resume_command() if by_user else "ckpt_path=last"
-                print(f"Stopped by {'Ctrl-C' if by_user else 'SIGTERM'}; resume with {resume} (run directory:"
-                      f" {cfg.paths.output_dir})")  # fmt: skip
+                announce(f"Stopped by {'Ctrl-C' if by_user else 'SIGTERM'}; resume with {resume} (run directory:"
+                         f" {cfg.paths.output_dir})")  # fmt: skip
             sys.exit(130 if by_user else 143)  # 128 + the signal, as a shell reports a process it stopped
     if rank_zero_only.rank == 0:
-        print(f"Run directory: {cfg.paths.output_dir}")
+        announce(run_summary(cfg, metrics))  # results and the next commands, also in train.log
+        announce(f"Run directory: {cfg.paths.output_dir}")
     return metrics.get(cfg.get("optimized_metric"))
 
 
