@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,6 +14,7 @@ from conftest import FAST
 
 from nlp_template.callbacks.classification_report import ClassificationReport
 from nlp_template.train import train
+from nlp_template.utils.plots import plot_curves, read_series
 
 
 def _report_on(tmp_path: Path, labels: torch.Tensor, predictions: torch.Tensor, classes: int) -> ClassificationReport:
@@ -75,4 +77,21 @@ def test_metrics_json_is_written_before_reports_and_a_failing_report_is_a_warnin
         metrics = train(cfg)
     written = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
     assert written["test/acc"] == metrics["test/acc"]
-    assert "BrokenReport could not write its report (MemoryError" in caplog.text
+    assert "BrokenReport's report could not be written (MemoryError" in caplog.text
+    if importlib.util.find_spec("matplotlib"):  # the other reports still ran: the curves beside metrics.json
+        assert (Path(cfg.paths.output_dir) / "curves.png").stat().st_size > 0
+
+
+def test_curves_are_read_from_the_csv_log_and_drawn(tmp_path):
+    (tmp_path / "csv").mkdir()
+    rows = ["epoch,step,train/loss,val/loss,val/acc,lr-AdamW/pg1"]
+    rows += [f"0,{step},{1 / (step + 1)},,,{0.001 * step}" for step in range(0, 40, 10)]
+    rows += ["0,39,,0.5,0.7,", "1,79,,0.4,0.8,", "1,79,,nan,,"]  # validation rows; a NaN is left out
+    (tmp_path / "csv" / "metrics.csv").write_text("\n".join(rows) + "\n")
+    series = read_series(tmp_path / "csv" / "metrics.csv")
+    assert series["val/loss"] == [(39.0, 0.5), (79.0, 0.4)] and len(series["train/loss"]) == 4
+    assert "epoch" not in series
+    if importlib.util.find_spec("matplotlib"):
+        assert plot_curves(tmp_path, "val/acc") == tmp_path / "curves.png"
+        assert (tmp_path / "curves.png").stat().st_size > 0
+    assert plot_curves(tmp_path / "nowhere", "val/acc") is None  # no CSV log: nothing drawn, nothing raised

@@ -12,6 +12,7 @@ import logging
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import hydra
@@ -19,7 +20,7 @@ import lightning as L
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from nlp_template.callbacks.preemption import StoppedByUser
 from nlp_template.callbacks.random_state import RandomStateInCheckpoint
@@ -29,6 +30,7 @@ from nlp_template.utils.distributed import clean_distributed_state, install_hydr
 from nlp_template.utils.errors import exit_on_user_error, one_line_config_errors
 from nlp_template.utils.instantiate import instantiate_list
 from nlp_template.utils.loggers import finish_loggers, log_run, prepare_loggers
+from nlp_template.utils.plots import plot_curves
 from nlp_template.utils.precision import warn_about_precision
 from nlp_template.utils.resume import continue_logger_runs, resolve_checkpoint
 from nlp_template.utils.run import RunConfigInCheckpoint, apply_extras, plain_metrics, write_metrics
@@ -96,7 +98,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if trainer.is_global_zero:
         write_metrics(output_dir, metrics)
     write_reports(trainer)  # after metrics.json: a report that fails or runs long cannot cost the run its numbers
-    finish_loggers(trainer)
+    finish_loggers(trainer)  # flushes csv/metrics.csv, which the curves are drawn from
+    if trainer.is_global_zero:
+        _best_effort("curves.png", plot_curves, output_dir, OmegaConf.select(cfg, "monitor.metric"))
     return metrics
 
 
@@ -118,11 +122,15 @@ def write_reports(trainer: L.Trainer) -> None:
     """Let the callbacks that report on the test split (`write_report`) write their files; a failure is a warning."""
     for callback in trainer.callbacks:
         if hasattr(callback, "write_report"):
-            try:
-                callback.write_report(trainer)
-            except Exception as error:  # noqa: BLE001 - metrics.json is written; say what is missing instead
-                log.warning("%s could not write its report (%s: %s); metrics.json is complete",
-                            type(callback).__name__, type(error).__name__, error)  # fmt: skip
+            _best_effort(f"{type(callback).__name__}'s report", callback.write_report, trainer)
+
+
+def _best_effort(what: str, func: Callable[..., Any], *args: Any) -> None:
+    """Run an optional end-of-run step; a failure is a warning (metrics.json is already written)."""
+    try:
+        func(*args)
+    except Exception as error:  # noqa: BLE001 - say what is missing instead of losing the run
+        log.warning("%s could not be written (%s: %s); metrics.json is complete", what, type(error).__name__, error)
 
 
 def accepted(model_cfg: DictConfig, facts: dict[str, Any]) -> dict[str, Any]:
