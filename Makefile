@@ -45,9 +45,10 @@ test: $(VENV)/.installed-dev ## Run the whole test suite (slow tests included)
 test-fast: $(VENV)/.installed-dev ## Run the tests not marked slow
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/pytest -m "not slow" $(ARGS)
 
-lint: $(VENV)/.installed-dev ## ruff check + format check
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+# pre-commit runs the tools by name (`language: system` hooks, see .pre-commit-config.yaml): the venv's come first.
+# Hooks that fix files (ruff --fix, ruff format, nbstripout, whitespace) fix them and fail: run it again to see it pass.
+lint: $(VENV)/.installed-dev ## All pre-commit hooks on all files: ruff, nbstripout, whitespace, YAML, large files
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pre-commit run --all-files --show-diff-on-failure
 
 format: $(VENV)/.installed-dev ## Fix what ruff can fix and format the code
 	$(BIN)/ruff check --fix .

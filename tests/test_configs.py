@@ -12,7 +12,7 @@ from hydra.errors import ConfigCompositionException
 from lightning.pytorch.strategies import Strategy
 from omegaconf import OmegaConf
 
-from nlp_template.train import accepted
+from nlp_template.training import accepted
 from nlp_template.utils.config import CONFIG_DIR
 from nlp_template.utils.instantiate import instantiate_list
 from nlp_template.utils.loggers import prepare_loggers

@@ -13,14 +13,10 @@ import logging
 from typing import Any
 
 import hydra
-import lightning as L
 from omegaconf import DictConfig
 
-from nlp_template.checkpoints import load_run
-from nlp_template.utils.checks import preflight
 from nlp_template.utils.config import CONFIG_DIR, print_and_save, register_resolvers
 from nlp_template.utils.errors import exit_on_user_error, one_line_config_errors
-from nlp_template.utils.run import apply_extras, data_files, plain_metrics, write_metrics
 
 log = logging.getLogger(__name__)
 register_resolvers()
@@ -31,11 +27,15 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     Beside the scores: `ckpt_path` and `data_files` (split -> absolute path and SHA-256 of each local file read).
     """
+    # Imported here, not at the top: `nlp-eval --help` stays fast without torch and Lightning.
+    from nlp_template.checkpoints import load_run
+    from nlp_template.utils.run import data_files, plain_metrics, write_metrics
+
     run = load_run(cfg.ckpt_path)
     data_cfg = run.data_config(cfg.get("data"))
     files = data_files(data_cfg)  # before reading: the hashes are of the content the scores come from
     datamodule = hydra.utils.instantiate(data_cfg)
-    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, logger=False)
+    trainer = hydra.utils.instantiate(cfg.trainer, logger=False)
     metrics: dict[str, Any] = plain_metrics(trainer.test(run.model, datamodule=datamodule)[0])
     metrics["ckpt_path"] = str(run.ckpt_path.resolve())
     metrics["data_files"] = files
@@ -49,6 +49,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
     """Hydra entry point."""
+    from nlp_template.utils.checks import preflight
+    from nlp_template.utils.run import apply_extras
+
     preflight(cfg)
     apply_extras(cfg)
     print_and_save(cfg, cfg.paths.output_dir, show=cfg.extras.get("print_config", True))

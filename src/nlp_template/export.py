@@ -5,17 +5,26 @@ What each format writes and how it is verified: `exporting.py` (the library `exp
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import hydra
 from omegaconf import DictConfig
 
-from nlp_template.exporting import export
-from nlp_template.utils.checks import preflight
 from nlp_template.utils.config import CONFIG_DIR, register_resolvers
 from nlp_template.utils.errors import exit_on_user_error, one_line_config_errors
-from nlp_template.utils.run import apply_extras
 
 __all__ = ["export", "main"]
 register_resolvers()
+
+
+def export(cfg: DictConfig) -> Path:
+    """Export the checkpoint `cfg.ckpt_path` as `cfg.format`; returns the output directory (`exporting.export`).
+
+    Imported when called: `nlp-export --help` stays fast without torch, Lightning and the exporters.
+    """
+    from nlp_template.exporting import export as run
+
+    return run(cfg)
 
 
 @one_line_config_errors
@@ -23,6 +32,9 @@ register_resolvers()
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
     """Hydra entry point."""
+    from nlp_template.utils.checks import preflight
+    from nlp_template.utils.run import apply_extras
+
     preflight(cfg)
     apply_extras(cfg)
     print(f"Exported to {export(cfg)}")

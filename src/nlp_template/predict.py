@@ -19,14 +19,9 @@ from typing import Any
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
-from rich.progress import track
 
-from nlp_template.checkpoints import load_run
-from nlp_template.utils.checks import preflight
 from nlp_template.utils.config import CONFIG_DIR, register_resolvers
 from nlp_template.utils.errors import UserInputError, exit_on_user_error, one_line_config_errors
-from nlp_template.utils.inputs import read_records
-from nlp_template.utils.run import apply_extras
 
 log = logging.getLogger(__name__)
 register_resolvers()
@@ -34,6 +29,12 @@ register_resolvers()
 
 def predict(cfg: DictConfig) -> list[dict[str, Any]]:
     """Predict for every non-empty input record; write them to `cfg.output`; return them."""
+    # Imported here, not at the top: `nlp-predict --help` stays fast without torch and Lightning.
+    from rich.progress import track
+
+    from nlp_template.checkpoints import load_run
+    from nlp_template.utils.inputs import read_records
+
     if not isinstance(cfg.batch_size, int) or isinstance(cfg.batch_size, bool) or cfg.batch_size < 1:
         raise UserInputError(f"batch_size must be a positive whole number, got {cfg.batch_size!r}; e.g. batch_size=64")
     output = _check_output(cfg.output, cfg.overwrite, cfg.input)
@@ -81,6 +82,9 @@ def _write(results: list[dict], output: str) -> None:
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
     """Hydra entry point."""
+    from nlp_template.utils.checks import preflight
+    from nlp_template.utils.run import apply_extras
+
     preflight(cfg)
     apply_extras(cfg)
     predict(cfg)

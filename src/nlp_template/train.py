@@ -1,158 +1,29 @@
 """Training entry point: `nlp-train [overrides]` or `python -m nlp_template.train [overrides]`.
 
-seed -> data module (labels, tokenizer, cached token ids) -> model (told the labels and vocabulary by the data)
--> callbacks, loggers, trainer -> fit -> validate and test the best checkpoint -> metrics.json -> the metric that
-sweepers optimise.
+Deliberately light: only Hydra and the config helpers are imported here, so `nlp-train --help`, `--cfg job` and
+shell completion answer without importing torch, Lightning or transformers (seconds each). The run itself lives in
+`training.py`, imported when a job starts.
 """
 
 from __future__ import annotations
 
-import inspect
-import logging
-import shlex
 import sys
-import time
-from collections.abc import Callable
 from typing import Any
 
 import hydra
-import lightning as L
-from lightning.fabric.utilities.rank_zero import rank_zero_only
-from lightning.pytorch.callbacks import EarlyStopping
-from lightning.pytorch.utilities.exceptions import SIGTERMException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from nlp_template.callbacks.preemption import StoppedByUser
-from nlp_template.callbacks.random_state import RandomStateInCheckpoint
-from nlp_template.utils.checks import preflight
-from nlp_template.utils.config import CONFIG_DIR, print_and_save, register_resolvers, resolved, task_overrides
-from nlp_template.utils.distributed import clean_distributed_state, install_hydra_ddp_fix
+from nlp_template.utils.config import CONFIG_DIR, print_and_save, register_resolvers
 from nlp_template.utils.errors import exit_on_user_error, one_line_config_errors
-from nlp_template.utils.instantiate import instantiate_list
-from nlp_template.utils.loggers import finish_loggers, log_run, prepare_loggers
-from nlp_template.utils.plots import plot_curves
-from nlp_template.utils.precision import warn_about_precision
-from nlp_template.utils.resume import continue_logger_runs, resolve_checkpoint
-from nlp_template.utils.run import RunConfigInCheckpoint, apply_extras, plain_metrics, write_metrics
-from nlp_template.utils.summary import announce, run_summary
 
-log = logging.getLogger(__name__)
 register_resolvers()
-install_hydra_ddp_fix()
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train and test the model the config describes; returns the metrics also written to `metrics.json`."""
-    output_dir = cfg.paths.output_dir
-    if cfg.get("seed") is not None:  # 0 is a valid seed
-        L.seed_everything(cfg.seed, workers=True)
+    from nlp_template.training import train as run
 
-    log.info("Instantiating data module <%s>", cfg.data._target_)
-    datamodule = hydra.utils.instantiate(cfg.data)
-    datamodule.prepare_data()
-    datamodule.setup("fit")
-
-    log.info("Instantiating model <%s>", cfg.model._target_)
-    model = hydra.utils.instantiate(cfg.model, _convert_="all", **accepted(cfg.model, datamodule.model_kwargs()))
-    model.nonfinite_loss = dict(cfg.get("nonfinite_loss") or {})  # stop (default) or skip NaN/inf losses
-
-    ckpt_path = resolve_checkpoint(cfg)  # None, a path, or the newest last.ckpt of this experiment (last/auto)
-    callbacks = instantiate_list(cfg.get("callbacks")) + [RunConfigInCheckpoint(cfg), RandomStateInCheckpoint()]
-    if cfg.get("optuna"):  # a trial of an Optuna sweep (hydra/sweeper=optuna_study): report, maybe prune
-        from nlp_template.callbacks.optuna_pruning import OptunaPruning
-
-        callbacks.append(OptunaPruning(**cfg.optuna, monitor=cfg.monitor.metric))
-    continue_logger_runs(cfg, ckpt_path)
-    prepare_loggers(cfg.get("logger"))
-    loggers = instantiate_list(cfg.get("logger"))
-    warn_about_precision(cfg.trainer.get("accelerator", "auto"), cfg.trainer.get("precision", "32-true"))
-    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    without_validation(trainer)
-    log_run(trainer, resolved(cfg), model, output_dir)  # config, git commit, versions, parameter counts
-
-    start = time.perf_counter()
-    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
-    fit_seconds = time.perf_counter() - start
-    # Before checkpoints reload; skipped_steps: updates left out for a NaN/inf loss (nonfinite_loss.action=skip).
-    trained = {"global_step": trainer.global_step, "epochs": trainer.current_epoch,
-               "skipped_steps": getattr(model, "skipped_steps", 0)}  # fmt: skip
-
-    # Report the best checkpoint's scores; fast_dev_run and runs without checkpointing use the final weights.
-    checkpoint = trainer.checkpoint_callback
-    best_path = checkpoint.best_model_path if checkpoint else ""
-    ckpt = best_path or None
-    metrics: dict[str, Any] = dict(
-        _first(trainer.validate(model, datamodule=datamodule, ckpt_path=ckpt, verbose=False))
-    )
-    if cfg.get("test") and "test" in datamodule.splits:
-        metrics.update(_first(trainer.test(model, datamodule=datamodule, ckpt_path=ckpt)))
-    for callback in trainer.callbacks:  # callbacks that summarise the run, e.g. the throughput monitor's medians
-        if hasattr(callback, "summary"):
-            metrics.update(callback.summary())
-    metrics = plain_metrics(metrics)
-    metrics.update(
-        best_model_path=best_path or None,
-        **trained,
-        fit_seconds=round(fit_seconds, 2),
-    )
-    if trainer.is_global_zero:
-        write_metrics(output_dir, metrics)
-    write_reports(trainer)  # after metrics.json: a report that fails or runs long cannot cost the run its numbers
-    finish_loggers(trainer)  # flushes csv/metrics.csv, which the curves are drawn from
-    if trainer.is_global_zero:
-        _best_effort("curves.png", plot_curves, output_dir, OmegaConf.select(cfg, "monitor.metric"))
-    return metrics
-
-
-def without_validation(trainer: L.Trainer) -> None:
-    """With `trainer.limit_val_batches=0` there is no score to stop early on or to pick a best checkpoint by: say so.
-
-    Early stopping is removed (it would wait for a metric that never comes); the checkpoints keep the last weights,
-    which are the ones tested.
-    """
-    if trainer.limit_val_batches != 0:
-        return
-    trainer.callbacks = [callback for callback in trainer.callbacks if not isinstance(callback, EarlyStopping)]
-    saved = any(getattr(callback, "save_last", False) for callback in trainer.checkpoint_callbacks)
-    log.warning("No validation (trainer.limit_val_batches=0): early stopping and best-checkpoint selection are off;"
-                " the final weights are tested%s", " and saved as last.ckpt" if saved else "")  # fmt: skip
-
-
-def write_reports(trainer: L.Trainer) -> None:
-    """Let the callbacks that report on the test split (`write_report`) write their files; a failure is a warning."""
-    for callback in trainer.callbacks:
-        if hasattr(callback, "write_report"):
-            _best_effort(f"{type(callback).__name__}'s report", callback.write_report, trainer)
-
-
-def _best_effort(what: str, func: Callable[..., Any], *args: Any) -> None:
-    """Run an optional end-of-run step; a failure is a warning (metrics.json is already written)."""
-    try:
-        func(*args)
-    except Exception as error:  # noqa: BLE001 - say what is missing instead of losing the run
-        log.warning("%s could not be written (%s: %s); metrics.json is complete", what, type(error).__name__, error)
-
-
-def accepted(model_cfg: DictConfig, facts: dict[str, Any]) -> dict[str, Any]:
-    """The data's facts (labels, vocabulary size, ...) that the model's constructor takes.
-
-    A model takes what it needs and no more: a model that builds no embedding does not declare `vocab_size`.
-    """
-    parameters = inspect.signature(hydra.utils.get_class(model_cfg._target_)).parameters
-    if any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters.values()):
-        return facts
-    return {key: value for key, value in facts.items() if key in parameters}
-
-
-def _resume_command() -> str:
-    """The run's command line with `ckpt_path=last` (secret values shown as `***`, to be typed again)."""
-    overrides = [o for o in task_overrides() if o.split("=")[0].lstrip("+~") != "ckpt_path"]
-    return " ".join(["nlp-train", *map(shlex.quote, overrides), "ckpt_path=last"])
-
-
-def _first(results: list[dict]) -> dict:
-    """The first dataloader's metrics (empty when the loop ran no batch, e.g. trainer.limit_val_batches=0)."""
-    return results[0] if results else {}
+    return run(cfg)
 
 
 @one_line_config_errors
@@ -160,6 +31,16 @@ def _first(results: list[dict]) -> dict:
 @exit_on_user_error
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns `cfg.optimized_metric` for sweepers."""
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from nlp_template.callbacks.preemption import StoppedByUser
+    from nlp_template.training import resume_command
+    from nlp_template.utils.checks import preflight
+    from nlp_template.utils.distributed import clean_distributed_state
+    from nlp_template.utils.run import apply_extras
+    from nlp_template.utils.summary import announce, run_summary
+
     preflight(cfg)  # one-line errors for config mistakes, before anything is built
     apply_extras(cfg)
     if rank_zero_only.rank == 0:  # DDP children run this function too
@@ -171,7 +52,7 @@ def main(cfg: DictConfig) -> float | None:
         except SIGTERMException as stop:  # preempted or Ctrl-C: PreemptionCheckpoint saved last.ckpt, logged where
             by_user = isinstance(stop, StoppedByUser)
             if rank_zero_only.rank == 0:
-                resume = _resume_command() if by_user else "ckpt_path=last"
+                resume = resume_command() if by_user else "ckpt_path=last"
                 announce(f"Stopped by {'Ctrl-C' if by_user else 'SIGTERM'}; resume with {resume} (run directory:"
                          f" {cfg.paths.output_dir})")  # fmt: skip
             sys.exit(130 if by_user else 143)  # 128 + the signal, as a shell reports a process it stopped
