@@ -23,13 +23,18 @@ def run(module: str, *overrides: str, cwd: Path) -> subprocess.CompletedProcess:
 
 def test_train_then_eval_from_the_command_line(tmp_path):
     common = [f"paths.log_dir={tmp_path / 'logs'}", f"paths.cache_dir={tmp_path / 'cache'}"]
-    trained = run("train", "trainer.max_epochs=2", *FAST[:-1], *common, cwd=tmp_path)
+    long_tag = "a-tag-longer-than-any-terminal-line-" * 4  # 140 characters: Rich cut such values at 80 columns
+    trained = run("train", "trainer.max_epochs=2", f"tags=[{long_tag}]", *FAST[:-1], *common, cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr[-3000:]
-    assert "CONFIG" in trained.stdout  # the Rich config tree
+    assert "CONFIG" in trained.stdout and long_tag in trained.stdout  # a pipe gets the whole config as plain YAML
     run_dir = Path(re.search(r"Run directory: (.+)", trained.stdout).group(1))
     assert run_dir.parent == tmp_path / "logs" / "train" / "runs"
-    assert (run_dir / "config.yaml").is_file() and (run_dir / "train.log").is_file()
+    assert (run_dir / "config.yaml").is_file()
     metrics = json.loads((run_dir / "metrics.json").read_text())
+    # What was printed is in train.log too: the config, the summary with the next commands, the run directory.
+    log = (run_dir / "train.log").read_text()
+    assert long_tag in log and f"nlp-eval ckpt_path={metrics['best_model_path']}" in log
+    assert f"nlp-eval ckpt_path={metrics['best_model_path']}" in trained.stdout and "Run directory: " in log
 
     evaluated = run("eval", f"ckpt_path={metrics['best_model_path']}", *common, cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]

@@ -52,6 +52,7 @@ def test_ddp_sim_multirun_gives_each_job_its_own_hyperparameters(tmp_path):
     rows = (sweep_dir / "summary.csv").read_text().splitlines()
     assert len(rows) == 3 and "model.config.hidden_size=64" in rows[1] and "val/acc" in rows[0]
     assert "Sweep of 2 job(s)" in result.stdout and (sweep_dir / "summary.md").is_file()
+    assert (sweep_dir / "sweep.png").is_file()  # val/acc against model.config.hidden_size
 
 
 @pytest.mark.skipif(shutil.which("torchrun", path=str(Path(sys.executable).parent)) is None, reason="no torchrun")

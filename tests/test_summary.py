@@ -6,8 +6,10 @@ import json
 import logging
 from pathlib import Path
 
+import pytest
 from omegaconf import OmegaConf
 
+from nlp_template.utils.plots import plot_sweep
 from nlp_template.utils.summary import announce, markdown_table, run_summary, sweep_rows
 
 
@@ -58,3 +60,13 @@ def test_sweep_rows_read_every_job_in_order(tmp_path):
     assert table[0] == "| job | overrides | val/acc |"
     assert table[2].startswith("| 0 | model.config.hidden_size=64 | 0.8")
     assert Path(rows[0]["run_dir"]).name == "0"
+
+
+def test_the_sweep_plot_has_a_panel_per_swept_parameter(tmp_path):
+    pytest.importorskip("matplotlib")
+    rows = [{"overrides": f"model.optimizer.lr={lr} model=m{i % 2} seed=1", "val/acc": acc}
+            for i, (lr, acc) in enumerate([(1e-3, 0.8), (3e-3, 0.85), (1e-2, 0.7)])]  # fmt: skip
+    assert plot_sweep(rows, "val/acc", tmp_path / "sweep.png") == tmp_path / "sweep.png"
+    assert (tmp_path / "sweep.png").stat().st_size > 0
+    assert plot_sweep(rows, "val/f1", tmp_path / "none.png") is None  # no such metric: nothing drawn
+    assert plot_sweep(rows[:1], "val/acc", tmp_path / "one.png") is None  # one job: nothing was swept

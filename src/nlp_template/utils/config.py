@@ -224,13 +224,25 @@ def print_and_save(cfg: DictConfig, output_dir: str | Path, show: bool = True, o
     if not show:
         return
     cfg = OmegaConf.create(redact(config))  # no secret on the screen either
-    tree = rich.tree.Tree("CONFIG", style="dim", guide_style="dim")
     keys = [k for k in order if k in cfg] + [k for k in cfg if k not in order]
+    plain = OmegaConf.to_yaml(OmegaConf.create({key: cfg[key] for key in keys}))
+    to_log_file(f"CONFIG\n{plain}")
+    if not sys.stdout.isatty():  # a pipe, a file, a SLURM log: plain YAML, never cut at 80 columns as Rich would
+        print(f"CONFIG\n{plain}", flush=True)
+        return
+    tree = rich.tree.Tree("CONFIG", style="dim", guide_style="dim")
     for key in keys:
         value = cfg[key]
         text = OmegaConf.to_yaml(value, resolve=True) if isinstance(value, DictConfig) else str(value)
         tree.add(str(key), style="bold").add(rich.syntax.Syntax(text, "yaml"))
     rich.print(tree)
+
+
+def to_log_file(text: str) -> None:
+    """Append `text` to the run's log file (Hydra's file handler), not to the console: what is printed is logged."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.emit(logging.LogRecord(__name__, logging.INFO, __file__, 0, text, None, None))
 
 
 def compose_config(

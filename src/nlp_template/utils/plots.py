@@ -70,6 +70,47 @@ def plot_curves(run_dir: str | Path, monitor: str | None = None) -> Path | None:
     return path
 
 
+def plot_sweep(rows: list[dict], metric: str, path: str | Path) -> Path | None:
+    """One panel per swept parameter: `metric` of every job against that parameter's value (`<sweep dir>/sweep.png`).
+
+    `rows` are `utils.summary.sweep_rows`; a parameter is swept when the jobs' overrides give it two or more values.
+    Numbers go on a numeric axis, other values (`model=a,b`) one position each. None when nothing can be drawn.
+    """
+    values: dict[str, list[str]] = {}
+    for row in rows:
+        for override in str(row.get("overrides", "")).split():
+            key, _, value = override.partition("=")
+            values.setdefault(key.lstrip("+~"), []).append(value)
+    swept = [key for key, seen in values.items() if len(set(seen)) > 1 and len(seen) == len(rows)]
+    scores = [_float(str(row.get(metric, ""))) for row in rows]
+    if not swept or all(score is None for score in scores):
+        return None
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log.info("matplotlib is not installed: sweep.png is not drawn")
+        return None
+    figure, axes = plt.subplots(1, len(swept), figsize=(4 * len(swept), 3.2), squeeze=False)
+    for axis, key in zip(axes[0], swept, strict=True):
+        numbers = [_float(value) for value in values[key]]
+        if all(number is not None for number in numbers):
+            axis.scatter(numbers, scores)
+        else:  # categories, in the order the sweep ran them
+            names = list(dict.fromkeys(values[key]))
+            axis.scatter([names.index(value) for value in values[key]], scores)
+            axis.set_xticks(range(len(names)), names, rotation=30, ha="right")
+        axis.set_xlabel(key)
+        axis.set_ylabel(metric)
+    figure.tight_layout()
+    path = Path(path)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
 def _float(text: str | None) -> float | None:
     try:
         value = float(text) if text not in (None, "") else None

@@ -5,7 +5,8 @@ and the `nlp-eval` / `nlp-predict` / `nlp-export` commands for that checkpoint, 
 here also goes to the run's log file (`train.log`), so a SLURM job's log and the run directory tell the same story.
 
 `SweepSummary` is a Hydra callback (conf/hydra/default.yaml): after a `-m` multirun or a sweep, it reads every job's
-`metrics.json` and `overrides.yaml`, prints one table and saves it as `<sweep dir>/summary.csv` and `summary.md`.
+`metrics.json` and `overrides.yaml`, prints one table and saves it as `<sweep dir>/summary.csv` and `summary.md`,
+and plots the optimized metric against each swept parameter (`sweep.png`).
 """
 
 from __future__ import annotations
@@ -21,15 +22,16 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from nlp_template.utils.config import to_log_file
+from nlp_template.utils.plots import plot_sweep
+
 log = logging.getLogger(__name__)
 
 
 def announce(text: str) -> None:
     """Print `text` and append it to the run's log file (the console handler would print it twice)."""
     print(text, flush=True)
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.FileHandler):
-            handler.emit(logging.LogRecord(__name__, logging.INFO, __file__, 0, text, None, None))
+    to_log_file(text)
 
 
 def run_summary(cfg: DictConfig, metrics: dict[str, Any]) -> str:
@@ -89,6 +91,8 @@ class SweepSummary(Callback):
             writer.writeheader()
             writer.writerows(rows)
         print(f"\nSweep of {len(rows)} job(s) ({sweep_dir}/summary.csv):\n{table}", flush=True)
+        if metric:
+            plot_sweep(rows, metric, sweep_dir / "sweep.png")  # the metric against each swept parameter
 
 
 def sweep_rows(sweep_dir: Path) -> list[dict[str, Any]]:
