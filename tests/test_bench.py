@@ -62,3 +62,9 @@ def test_export_latency_smoke(tmp_path, monkeypatch, checkpoints):
         "| sentiment_lstm (RNNClassifier) | onnx |" in table
         and "| sentiment_lstm (RNNClassifier) | torchscript |" in table
     )
+
+
+def test_cli_startup_smoke(tmp_path):
+    rows = load("cli_startup").main(["--repeats", "1", "--out", str(tmp_path)])
+    assert len(rows) == 10 and all(row["median_s"] > 0 for row in rows)
+    assert "| `nlp-train --help` |" in (tmp_path / "cli_startup.md").read_text()
