@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from datasets import Dataset, DatasetDict
+from datasets import Dataset
+
+from nlp_template.data.generated import GeneratedSamples
 
 FIRST_NAMES = [
     "Anna", "Tomas", "Lena", "Marco", "Priya", "Oskar", "Nadia", "Felix", "Ines", "Ruben", "Idris", "Sofia",
@@ -103,7 +106,7 @@ def _sentence(rng: random.Random) -> tuple[list[str], list[str]]:
 
 
 @dataclass
-class EntitySamples:
+class EntitySamples(GeneratedSamples):
     """Source of the embedded named-entity data set: deterministic for a given seed, three tagged splits.
 
     Args:
@@ -113,21 +116,13 @@ class EntitySamples:
         seed: generator seed (independent of the training seed, so the data stays fixed while you vary training).
     """
 
+    kind: ClassVar[str] = "entity-samples-v1"
     num_train: int = 3000
     num_validation: int = 400
     num_test: int = 600
     seed: int = 1234
 
-    def load(self) -> DatasetDict:
-        """Generate the splits (columns `tokens` and `tags`, lists of str; tags are IOB2)."""
-        rng = random.Random(self.seed)
-        splits = {"train": self.num_train, "validation": self.num_validation, "test": self.num_test}
-        result = {}
-        for name, size in splits.items():
-            tokens, tags = zip(*(_sentence(rng) for _ in range(size)), strict=True) if size else ((), ())
-            result[name] = Dataset.from_dict({"tokens": list(tokens), "tags": list(tags)})
-        return DatasetDict(result)
-
-    def fingerprint(self) -> str:
-        """What identifies the generated data (for the tokenization cache)."""
-        return f"entity-samples-v1:{self.num_train}:{self.num_validation}:{self.num_test}:{self.seed}"
+    def generate(self, rng: random.Random, split: str, size: int, shared: Any) -> Dataset:
+        """One split: columns `tokens` and `tags`, lists of str; tags are IOB2."""
+        tokens, tags = zip(*(_sentence(rng) for _ in range(size)), strict=True) if size else ((), ())
+        return Dataset.from_dict({"tokens": list(tokens), "tags": list(tags)})

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from datasets import Dataset, DatasetDict
+from datasets import Dataset
 
+from nlp_template.data.generated import GeneratedSamples
 from nlp_template.data.samples import INTENSIFIERS, NEGATIVE, POSITIVE, SUBJECTS
 
 LABELS = ["entailment", "neutral", "contradiction"]
@@ -68,7 +70,7 @@ def _pair(rng: random.Random, two_aspects: float) -> tuple[str, str, str]:
 
 
 @dataclass
-class PairSamples:
+class PairSamples(GeneratedSamples):
     """Source of the embedded sentence-pair data set: deterministic for a given seed, three labelled splits.
 
     Args:
@@ -80,23 +82,15 @@ class PairSamples:
             then find which clause the hypothesis is about; much harder for small models trained from scratch).
     """
 
+    kind: ClassVar[str] = "pair-samples-v1"
     num_train: int = 4000
     num_validation: int = 500
     num_test: int = 1000
     seed: int = 1234
     two_aspects: float = 0.6
 
-    def load(self) -> DatasetDict:
-        """Generate the splits (columns `premise`, `hypothesis` and `label`, a string from `LABELS`)."""
-        rng = random.Random(self.seed)
-        splits = {"train": self.num_train, "validation": self.num_validation, "test": self.num_test}
-        result = {}
-        for name, size in splits.items():
-            rows = [_pair(rng, self.two_aspects) for _ in range(size)]
-            columns = {"premise": [row[0] for row in rows], "hypothesis": [row[1] for row in rows]}
-            result[name] = Dataset.from_dict({**columns, "label": [row[2] for row in rows]})
-        return DatasetDict(result)
-
-    def fingerprint(self) -> str:
-        """What identifies the generated data (for the tokenization cache)."""
-        return f"pair-samples-v1:{self.num_train}:{self.num_validation}:{self.num_test}:{self.seed}:{self.two_aspects}"
+    def generate(self, rng: random.Random, split: str, size: int, shared: Any) -> Dataset:
+        """One split: columns `premise`, `hypothesis` and `label`, a string from `LABELS`."""
+        rows = [_pair(rng, self.two_aspects) for _ in range(size)]
+        columns = {"premise": [row[0] for row in rows], "hypothesis": [row[1] for row in rows]}
+        return Dataset.from_dict({**columns, "label": [row[2] for row in rows]})

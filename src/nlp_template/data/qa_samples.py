@@ -22,10 +22,11 @@ import random
 import string
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
-from datasets import Dataset, DatasetDict
+from datasets import Dataset
 
+from nlp_template.data.generated import GeneratedSamples
 from nlp_template.data.squad import FEATURES
 
 ONSETS = ["b", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "kr", "st", "tr"]
@@ -179,7 +180,7 @@ def _question(rng: random.Random, people: list[dict], absent: str, unanswerable:
 
 
 @dataclass
-class QASamples:
+class QASamples(GeneratedSamples):
     """Source of the embedded question answering data set: deterministic for a given seed, three splits.
 
     Args:
@@ -193,6 +194,7 @@ class QASamples:
             the default 1 gives every question its own context.
     """
 
+    kind: ClassVar[str] = "qa-samples-v1"
     num_train: int = 2000
     num_validation: int = 200
     num_test: int = 200
@@ -200,25 +202,18 @@ class QASamples:
     unanswerable_fraction: float = 0.0
     questions_per_context: int = 1
 
-    def load(self) -> DatasetDict:
-        """Generate the splits (columns `id`, `title`, `question`, `context`, `answers`; ids like `train-17`)."""
-        rng = random.Random(self.seed)
-        vocabulary = _vocabulary(rng)
-        splits = {"train": self.num_train, "validation": self.num_validation, "test": self.num_test}
-        result = {}
-        for name, size in splits.items():
-            rows = []
-            while len(rows) < size:
-                context, people, absent = _context(rng, vocabulary)
-                for _ in range(min(self.questions_per_context, size - len(rows))):
-                    question, answers = _question(rng, people, absent, rng.random() < self.unanswerable_fraction)
-                    rows.append({"title": people[0]["name"], "question": question, "context": context,
-                                 "answers": answers})  # fmt: skip
-            columns = {key: [row[key] for row in rows] for key in FEATURES if key != "id"}
-            result[name] = Dataset.from_dict({"id": [f"{name}-{i}" for i in range(size)], **columns}, features=FEATURES)
-        return DatasetDict(result)
+    def begin(self, rng: random.Random) -> Any:
+        """The names, places and things every split's contexts are made of."""
+        return _vocabulary(rng)
 
-    def fingerprint(self) -> str:
-        """What identifies the generated data (for the tokenization cache)."""
-        sizes = f"{self.num_train}:{self.num_validation}:{self.num_test}"
-        return f"qa-samples-v1:{sizes}:{self.seed}:{self.unanswerable_fraction}:{self.questions_per_context}"
+    def generate(self, rng: random.Random, split: str, size: int, shared: Any) -> Dataset:
+        """One split: columns `id` (like `train-17`), `title`, `question`, `context`, `answers`."""
+        rows = []
+        while len(rows) < size:
+            context, people, absent = _context(rng, shared)
+            for _ in range(min(self.questions_per_context, size - len(rows))):
+                question, answers = _question(rng, people, absent, rng.random() < self.unanswerable_fraction)
+                rows.append({"title": people[0]["name"], "question": question, "context": context,
+                             "answers": answers})  # fmt: skip
+        columns = {key: [row[key] for row in rows] for key in FEATURES if key != "id"}
+        return Dataset.from_dict({"id": [f"{split}-{i}" for i in range(size)], **columns}, features=FEATURES)

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from datasets import Dataset, DatasetDict
+from datasets import Dataset
 
+from nlp_template.data.generated import GeneratedSamples
 from nlp_template.data.samples import INTENSIFIERS, NEGATIVE, POSITIVE
 
 ASPECTS = {
@@ -48,7 +50,7 @@ def _review(rng: random.Random) -> tuple[str, float, list[str]]:
 
 
 @dataclass
-class ReviewSamples:
+class ReviewSamples(GeneratedSamples):
     """Source of the embedded review data: columns `text`, `rating` (float) and `praised` (list of aspects).
 
     Args:
@@ -58,21 +60,14 @@ class ReviewSamples:
         seed: generator seed.
     """
 
+    kind: ClassVar[str] = "review-samples-v1"
     num_train: int = 4000
     num_validation: int = 500
     num_test: int = 500
     seed: int = 4321
 
-    def load(self) -> DatasetDict:
-        """Generate the three splits."""
-        rng = random.Random(self.seed)
-        result = {}
-        for name, size in (("train", self.num_train), ("validation", self.num_validation), ("test", self.num_test)):
-            rows = [_review(rng) for _ in range(size)]
-            result[name] = Dataset.from_dict({"text": [r[0] for r in rows], "rating": [r[1] for r in rows],
-                                              "praised": [r[2] for r in rows]})  # fmt: skip
-        return DatasetDict(result)
-
-    def fingerprint(self) -> str:
-        """What identifies the generated data (for the tokenization cache)."""
-        return f"review-samples-v1:{self.num_train}:{self.num_validation}:{self.num_test}:{self.seed}"
+    def generate(self, rng: random.Random, split: str, size: int, shared: Any) -> Dataset:
+        """One split: columns `text`, `rating` (a float) and `praised` (a list of labels)."""
+        rows = [_review(rng) for _ in range(size)]
+        return Dataset.from_dict({"text": [r[0] for r in rows], "rating": [r[1] for r in rows],
+                                  "praised": [r[2] for r in rows]})  # fmt: skip

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from datasets import Dataset, DatasetDict
+from datasets import Dataset
+
+from nlp_template.data.generated import GeneratedSamples
 
 POSITIVE = [
     "good", "great", "excellent", "wonderful", "brilliant", "charming", "delightful", "superb",
@@ -93,7 +96,7 @@ def _sentence(rng: random.Random, label: int) -> str:
 
 
 @dataclass
-class SentimentSamples:
+class SentimentSamples(GeneratedSamples):
     """Source of the embedded sentiment data set: deterministic for a given seed, three labelled splits.
 
     Args:
@@ -103,22 +106,14 @@ class SentimentSamples:
         seed: generator seed (independent of the training seed, so the data stays fixed while you vary training).
     """
 
+    kind: ClassVar[str] = "sentiment-samples-v1"
     num_train: int = 4000
     num_validation: int = 500
     num_test: int = 1000
     seed: int = 1234
 
-    def load(self) -> DatasetDict:
-        """Generate the splits (columns `text`, `label` with string labels)."""
-        rng = random.Random(self.seed)
-        splits = {"train": self.num_train, "validation": self.num_validation, "test": self.num_test}
-        result = {}
-        for name, size in splits.items():
-            labels = [rng.randrange(2) for _ in range(size)]
-            texts = [_sentence(rng, label) for label in labels]
-            result[name] = Dataset.from_dict({"text": texts, "label": [LABELS[label] for label in labels]})
-        return DatasetDict(result)
-
-    def fingerprint(self) -> str:
-        """What identifies the generated data (for the tokenization cache)."""
-        return f"sentiment-samples-v1:{self.num_train}:{self.num_validation}:{self.num_test}:{self.seed}"
+    def generate(self, rng: random.Random, split: str, size: int, shared: Any) -> Dataset:
+        """One split: columns `text` and `label` (string labels)."""
+        labels = [rng.randrange(2) for _ in range(size)]
+        texts = [_sentence(rng, label) for label in labels]
+        return Dataset.from_dict({"text": texts, "label": [LABELS[label] for label in labels]})
