@@ -284,3 +284,14 @@ def test_every_trainer_config_has_valid_types(trainer, tmp_path):
     # Types only: the accelerator check refuses GPU configs on a machine without one, by design.
     cfg = compose_config("train", [f"trainer={trainer}"], tmp_path / "run", tmp_path / "cache", use_local=False)
     assert check_types(cfg) >= 10
+
+
+def test_roberta_positions_leave_out_the_padding_offset(tmp_path):
+    # roberta-base has 514 position embeddings but holds 512 tokens (its positions start after the padding index).
+    model = ["model.config.model_type=roberta", "model.config.max_position_embeddings=514"]
+    cfg = compose_config("train", [*model, "data.max_length=513"], tmp_path / "run", tmp_path / "cache",
+                         use_local=False)  # fmt: skip
+    with pytest.raises(UserInputError, match=r"^data.max_length=513 is larger than the model's 512 position embed"):
+        preflight(cfg)
+    preflight(compose_config("train", [*model, "data.max_length=512"], tmp_path / "ok", tmp_path / "cache",
+                             use_local=False))  # fmt: skip

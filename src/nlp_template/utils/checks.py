@@ -242,9 +242,25 @@ def check_positions(max_length: int, positions: int | None, key: str = "data.max
 
 
 def network_positions(model: Any) -> int | None:
-    """The position embeddings of a built task module's Hugging Face network (None: not such a network)."""
+    """The usable positions of a built task module's Hugging Face network (None: not such a network)."""
     config = getattr(getattr(model, "network", None), "config", None)
-    return getattr(config, "max_position_embeddings", None)
+    return usable_positions(config) if config is not None else None
+
+
+# Models whose position ids start after the padding index (RoBERTa's `create_position_ids_from_input_ids`): of
+# `max_position_embeddings` (514 for roberta-base), `pad_token_id + 1` are never used by a token (512 are usable).
+PADDING_OFFSET_MODELS = frozenset({"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "roberta-prelayernorm",
+                                   "longformer", "data2vec-text", "ibert", "mpnet"})  # fmt: skip
+
+
+def usable_positions(config: Any) -> int | None:
+    """How many tokens a Hugging Face config's position embeddings can hold (None: no such limit)."""
+    positions = getattr(config, "max_position_embeddings", None)
+    if not _is_int(positions):
+        return None
+    if getattr(config, "model_type", None) in PADDING_OFFSET_MODELS:
+        positions -= (getattr(config, "pad_token_id", None) or 0) + 1
+    return positions
 
 
 def _configured_positions(model: DictConfig) -> int | None:
@@ -271,8 +287,7 @@ def _configured_positions(model: DictConfig) -> int | None:
             setattr(config, key, value)
     except Exception:
         return None
-    positions = getattr(config, "max_position_embeddings", None)
-    return positions if _is_int(positions) else None
+    return usable_positions(config)
 
 
 def _is_int(value: Any) -> bool:
