@@ -37,6 +37,8 @@ CASES = [
     Case("config-max-epochs-infinite-without-max-steps", "train", [*SAMPLE, "trainer.max_epochs=-1"],
          r"^trainer.max_epochs=-1 trains until trainer.max_steps, which is not set, and the learning-rate schedule"
          r" \(model.scheduler\) needs a length; set \+trainer.max_steps=1000 \(or trainer.max_epochs=10\)$"),
+    Case("config-nonfinite-action-unknown", "train", [*SAMPLE, "nonfinite_loss.action=maybe"],
+         r"^nonfinite_loss.action=maybe is not one of stop, skip$"),
     Case("config-max-epochs-below-minus-one", "train", [*SAMPLE, "trainer.max_epochs=-2"],
          r"^trainer.max_epochs must be a positive whole number \(or -1: until trainer.max_steps\), got -2;"
          r" e.g. trainer.max_epochs=10$"),

@@ -25,7 +25,7 @@ import hydra
 import pytest
 import torch
 
-from nlp_template.checkpoints import load_run
+from nlp_template.inference.checkpoints import load_run
 from nlp_template.utils.config import compose_config
 from nlp_template.utils.run import plain_metrics
 

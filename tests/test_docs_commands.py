@@ -298,7 +298,7 @@ def run(entry: str, cfg: DictConfig):
         results = predict(cfg)
         assert results and all("line" in result for result in results)
         return results
-    from nlp_template.exporting import export
+    from nlp_template.inference.exporting import export
 
     directory = export(cfg)
     assert Path(directory).is_dir() and any(Path(directory).iterdir())

@@ -6,7 +6,7 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from nlp_template.data.entity_samples import EntitySamples
+from nlp_template.data.samples.entities import EntitySamples
 from nlp_template.metrics.entities import EntityF1, entity_spans
 
 TYPES = {"PER", "ORG", "LOC"}

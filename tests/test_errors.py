@@ -87,14 +87,20 @@ def test_hub_dataset_while_offline(tmp_path):
 
 
 def test_nan_loss_stops_with_a_hint():
+    from nlp_template.callbacks.nonfinite_loss import NonFiniteLoss
+
     model = TextClassifier(config={"model_type": "bert", "hidden_size": 16, "num_hidden_layers": 1,
                                    "num_attention_heads": 2, "intermediate_size": 16},
                            id2label={0: "a", 1: "b"}, vocab_size=50)  # fmt: skip
     for parameter in model.parameters():
         parameter.data.fill_(float("nan"))
     batch = {"input_ids": torch.tensor([[1, 2, 3]]), "labels": torch.tensor([1])}
+    loss = model.training_step(batch, 0)
+    trainer = type("Trainer", (), {"world_size": 1, "global_step": 0})()
     with pytest.raises(UserInputError, match="training loss is nan at step 0: lower model.optimizer.lr"):
-        model.training_step(batch, 0)
+        NonFiniteLoss().on_before_backward(trainer, model, loss)
+    with pytest.raises(UserInputError, match="nonfinite_loss.action=maybe is not one of stop, skip"):
+        NonFiniteLoss(action="maybe")
 
 
 def test_entry_points_print_one_line_and_exit_1(capsys):

@@ -135,7 +135,7 @@ def test_onnx_export_serves_the_same_probabilities_as_predict(make_cfg, checkpoi
 
 
 def test_a_wrong_export_is_refused_and_removed(make_cfg, checkpoints, tmp_path, monkeypatch):
-    from nlp_template import exporters
+    from nlp_template.inference import exporters
 
     load_runner = exporters.load_runner
 
@@ -164,8 +164,8 @@ def test_best_checkpoint_exported_at_the_end_of_training(make_cfg, tmp_path, cap
 
 
 def test_graphs_are_captured_on_padded_rows_and_checked_on_another_shape():
-    from nlp_template import exporters
-    from nlp_template.export_check import held_out_batch
+    from nlp_template.inference import exporters
+    from nlp_template.inference.export_check import held_out_batch
 
     one_row = {"input_ids": torch.tensor([[5, 6, 7, 8, 9, 10]]), "attention_mask": torch.ones(1, 6, dtype=torch.long)}
     ids, mask = exporters.example_inputs(one_row, ["input_ids", "attention_mask"])  # a one-example test split

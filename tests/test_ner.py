@@ -8,7 +8,7 @@ import pytest
 from conftest import FAST
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 
-from nlp_template.data.entity_samples import EntitySamples
+from nlp_template.data.samples.entities import EntitySamples
 from nlp_template.data.sources import FileSource
 from nlp_template.data.token_classification import IGNORE, TokenClassificationDataModule, tag_order
 from nlp_template.eval import evaluate

@@ -8,8 +8,8 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from nlp_template.data.pair_samples import LABELS, SYNONYMS, PairSamples
-from nlp_template.data.samples import POSITIVE, SUBJECTS
+from nlp_template.data.samples.pairs import LABELS, SYNONYMS, PairSamples
+from nlp_template.data.samples.sentiment import POSITIVE, SUBJECTS
 
 
 @pytest.fixture(scope="module")

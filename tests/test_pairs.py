@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import FAST
 
-from nlp_template.data.pair_samples import PairSamples
+from nlp_template.data.samples.pairs import PairSamples
 from nlp_template.data.text_classification import TextClassificationDataModule
 from nlp_template.train import train
 

@@ -81,7 +81,7 @@ def test_language_model_continuations(make_cfg, checkpoints, tmp_path):
 def test_bad_input_is_reported_in_one_line(make_cfg, tmp_path):
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"fine\nbro\xffken\n")
-    from nlp_template.utils.inputs import read_records
+    from nlp_template.inference.inputs import read_records
 
     with pytest.raises(UserInputError, match="bad.txt line 2 is not valid UTF-8"):
         read_records(str(bad), ["text"])

@@ -15,8 +15,8 @@ import pytest
 from conftest import SHARED_DATA
 from datasets import Dataset
 
-from nlp_template.data.qa_samples import COMPANY_ENDINGS, JOBS, QASamples, _vocabulary
 from nlp_template.data.qa_windows import check_stride, encode_windows
+from nlp_template.data.samples.qa import COMPANY_ENDINGS, JOBS, QASamples, _vocabulary
 from nlp_template.data.squad import SquadSource, check_qa_examples
 from nlp_template.metrics.squad import exact_match, f1_score, normalize_answer, squad_scores
 from nlp_template.models.qa_answers import best_answers

@@ -20,9 +20,9 @@ from datasets import Dataset
 
 from nlp_template.data import sources
 from nlp_template.data.sources import FileSource, load_source
+from nlp_template.inference.inputs import read_records
 from nlp_template.predict import predict
 from nlp_template.utils.errors import UserInputError
-from nlp_template.utils.inputs import read_records
 
 # Bare and doubled quotes, commas, non-ASCII, a leading space: what breaks a reader that guesses.
 TEXTS = ['he said "hi', '"quoted"', '"the film " is great', "one, two", "café über", " padded", 'a ""b', "plain"]

@@ -310,7 +310,7 @@ def test_same_seed_and_config_give_identical_results(make_cfg):
 
 def test_checkpoints_load_without_running_code(tmp_path):
     """A pickle runs code while it loads; checkpoints are read with `weights_only=True` and such files refused."""
-    from nlp_template.checkpoints import load_run_config
+    from nlp_template.inference.checkpoints import load_run_config
 
     marker = tmp_path / "ran"
 

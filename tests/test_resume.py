@@ -126,8 +126,10 @@ def test_ckpt_path_last_without_a_run_of_this_experiment(make_cfg):
 
 def test_jobs_that_differ_only_in_seed_resume_their_own_checkpoints(make_cfg, tmp_path):
     """`-m seed=1,2 ckpt_path=auto`: a requeued seed-2 job must not continue the seed-1 job's run."""
+    from hydra.utils import instantiate
+
     from nlp_template.utils.resume import resolve_checkpoint
-    from nlp_template.utils.run import RUN_CONFIG_KEY, RunConfigInCheckpoint
+    from nlp_template.utils.run import RUN_CONFIG_KEY
 
     def config(seed: int):
         cfg = make_cfg([f"seed={seed}", "ckpt_path=auto"])
@@ -137,7 +139,8 @@ def test_jobs_that_differ_only_in_seed_resume_their_own_checkpoints(make_cfg, tm
     saved = tmp_path / "logs/train/multiruns/x/0/checkpoints/last.ckpt"
     saved.parent.mkdir(parents=True)
     checkpoint = {}
-    RunConfigInCheckpoint(config(1)).on_save_checkpoint(type("T", (), {"loggers": []})(), None, checkpoint)
+    callback = instantiate(config(1).run_callbacks.run_config)
+    callback.on_save_checkpoint(type("T", (), {"loggers": []})(), None, checkpoint)
     torch.save({RUN_CONFIG_KEY: checkpoint[RUN_CONFIG_KEY]}, saved)
     assert resolve_checkpoint(config(1)) == str(saved)
     assert resolve_checkpoint(config(2)) is None  # starts from scratch instead of taking seed 1's weights

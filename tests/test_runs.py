@@ -75,7 +75,7 @@ def test_only_secret_names_are_redacted():
 # ------------------------------------------------------------------------------------ saved config re-runs
 def conll_data(data_dir: Path) -> Path:
     """data/conll/{train,valid,test}.txt (word POS chunk tag), from the embedded entity generator."""
-    from nlp_template.data.entity_samples import EntitySamples
+    from nlp_template.data.samples.entities import EntitySamples
 
     (data_dir / "conll").mkdir(parents=True)
     splits = EntitySamples(num_train=48, num_validation=16, num_test=16).load()
@@ -175,16 +175,16 @@ def test_eval_reads_relative_data_paths_where_the_training_run_started(tmp_path,
     checkpoint = torch.load(ckpt, map_location="cpu", weights_only=True)
     del checkpoint[RUN_CONFIG_KEY]["work_dir"]
     torch.save(checkpoint, tmp_path / "older.ckpt")
-    with caplog.at_level(logging.WARNING, logger="nlp_template.checkpoints"):
+    with caplog.at_level(logging.WARNING, logger="nlp_template.inference.checkpoints"):
         older = evaluate(cfg("eval", [f"ckpt_path={tmp_path / 'older.ckpt'}"], "eval_c"))
-    warnings = [r.getMessage() for r in caplog.records if r.name == "nlp_template.checkpoints"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "nlp_template.inference.checkpoints"]
     assert len(warnings) == 1 and "does not say which directory its run started in" in warnings[0], warnings
     assert older["data_files"]["test"]["path"] == str(b / "data" / "test.csv")
     assert older["test/acc"] == pytest.approx(1 - trained["test/acc"], abs=1e-6)
 
 
 def test_relative_tokenizer_path_of_a_checkpoint_is_read_in_the_run_directory(tmp_path):
-    from nlp_template.checkpoints import tokenizer_location
+    from nlp_template.inference.checkpoints import tokenizer_location
 
     (tmp_path / "models" / "tok").mkdir(parents=True)
     ckpt = tmp_path / "elsewhere" / "checkpoints" / "x.ckpt"

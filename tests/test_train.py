@@ -108,7 +108,7 @@ def test_metrics_are_never_overwritten(tmp_path):
 
 def conll_files(data_dir: Path) -> Path:
     """data/conll/{train,valid,test}.txt in CoNLL-2003 layout, from the embedded entity generator."""
-    from nlp_template.data.entity_samples import EntitySamples
+    from nlp_template.data.samples.entities import EntitySamples
 
     (data_dir / "conll").mkdir(parents=True)
     splits = EntitySamples(num_train=60, num_validation=20, num_test=20).load()

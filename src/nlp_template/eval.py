@@ -1,7 +1,7 @@
 """Evaluation entry point: `nlp-eval ckpt_path=PATH` or `python -m nlp_template.eval ckpt_path=PATH`.
 
 The checkpoint carries the run's data and model configs and the model's label set and tokenizer location
-(`checkpoints.py`), so no training overrides need repeating. `+data.KEY=VALUE` changes the data
+(`inference/checkpoints.py`), so no training overrides need repeating. `+data.KEY=VALUE` changes the data
 config, e.g. `+data.source.test=other.tsv` to test on another file (relative to where nlp-eval runs; the
 checkpoint's own relative paths are read in the directory the training run started in). `metrics.json` names the
 data files read, with their SHA-256, beside the scores.
@@ -28,7 +28,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     Beside the scores: `ckpt_path` and `data_files` (split -> absolute path and SHA-256 of each local file read).
     """
     # Imported here, not at the top: `nlp-eval --help` stays fast without torch and Lightning.
-    from nlp_template.checkpoints import load_run
+    from nlp_template.inference.checkpoints import load_run
     from nlp_template.utils.run import data_files, plain_metrics, write_metrics
 
     run = load_run(cfg.ckpt_path)

@@ -1,6 +1,6 @@
 """Export entry point: `nlp-export ckpt_path=PATH format=hf|onnx|torchscript [output=DIR]` (or `python -m ...`).
 
-What each format writes and how it is verified: `exporting.py` (the library `export_best` uses too).
+What each format writes and how it is verified: `inference/exporting.py` (the library `export_best` uses too).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def export(cfg: DictConfig) -> Path:
 
     Imported when called: `nlp-export --help` stays fast without torch, Lightning and the exporters.
     """
-    from nlp_template.exporting import export as run
+    from nlp_template.inference.exporting import export as run
 
     return run(cfg)
 

@@ -1,11 +1,11 @@
 """Prediction entry point: `nlp-predict ckpt_path=PATH input=FILE [output=FILE]` (or `python -m nlp_template.predict`).
 
-Loads the checkpoint's model and data module (`checkpoints.py`), reads the inputs (`utils/inputs.py`) with the columns
-the data module asks for, and lets the task predict (`TaskModule.predict_records`: the data module's own encoding,
-dynamic padding, the task's decoding). Writes one JSON line per non-empty input, each with the input's line
-number. Empty lines are skipped (they have nothing to predict); over-long inputs are truncated to the length the
-model was trained with and flagged. An existing output file is not overwritten unless `overwrite=true`, and the input
-file never is (also when `output` names it by another path or a link).
+Loads the checkpoint's model and data module (`inference/checkpoints.py`), reads the inputs (`inference/inputs.py`)
+with the columns the data module asks for, and lets the task predict (`TaskModule.predict_records`: the data
+module's own encoding, dynamic padding, the task's decoding). Writes one JSON line per non-empty input, each with
+the input's line number. Empty lines are skipped (they have nothing to predict); over-long inputs are truncated to
+the length the model was trained with and flagged. An existing output file is not overwritten unless
+`overwrite=true`, and the input file never is (also when `output` names it by another path or a link).
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ def predict(cfg: DictConfig) -> list[dict[str, Any]]:
     # Imported here, not at the top: `nlp-predict --help` stays fast without torch and Lightning.
     from rich.progress import track
 
-    from nlp_template.checkpoints import load_run
-    from nlp_template.utils.inputs import read_records
+    from nlp_template.inference.checkpoints import load_run
+    from nlp_template.inference.inputs import read_records
 
     if not isinstance(cfg.batch_size, int) or isinstance(cfg.batch_size, bool) or cfg.batch_size < 1:
         raise UserInputError(f"batch_size must be a positive whole number, got {cfg.batch_size!r}; e.g. batch_size=64")

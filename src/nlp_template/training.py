@@ -19,7 +19,6 @@ import lightning as L
 from lightning.pytorch.callbacks import EarlyStopping
 from omegaconf import DictConfig, OmegaConf
 
-from nlp_template.callbacks.random_state import RandomStateInCheckpoint
 from nlp_template.utils.config import register_resolvers, resolved, task_overrides
 from nlp_template.utils.distributed import install_hydra_ddp_fix
 from nlp_template.utils.instantiate import instantiate_list
@@ -27,7 +26,7 @@ from nlp_template.utils.loggers import finish_loggers, log_run, prepare_loggers
 from nlp_template.utils.plots import plot_curves
 from nlp_template.utils.precision import warn_about_precision
 from nlp_template.utils.resume import continue_logger_runs, resolve_checkpoint
-from nlp_template.utils.run import RunConfigInCheckpoint, plain_metrics, write_metrics
+from nlp_template.utils.run import plain_metrics, write_metrics
 
 log = logging.getLogger(__name__)
 register_resolvers()
@@ -47,14 +46,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     log.info("Instantiating model <%s>", cfg.model._target_)
     model = hydra.utils.instantiate(cfg.model, _convert_="all", **accepted(cfg.model, datamodule.model_kwargs()))
-    model.nonfinite_loss = dict(cfg.get("nonfinite_loss") or {})  # stop (default) or skip NaN/inf losses
 
     ckpt_path = resolve_checkpoint(cfg)  # None, a path, or the newest last.ckpt of this experiment (last/auto)
-    callbacks = instantiate_list(cfg.get("callbacks")) + [RunConfigInCheckpoint(cfg), RandomStateInCheckpoint()]
-    if cfg.get("optuna"):  # a trial of an Optuna sweep (hydra/sweeper=optuna_study): report, maybe prune
-        from nlp_template.callbacks.optuna_pruning import OptunaPruning
-
-        callbacks.append(OptunaPruning(**cfg.optuna, monitor=cfg.monitor.metric))
+    callbacks = instantiate_list(cfg.get("callbacks")) + instantiate_list(cfg.get("run_callbacks"))
     continue_logger_runs(cfg, ckpt_path)
     prepare_loggers(cfg.get("logger"))
     loggers = instantiate_list(cfg.get("logger"))
@@ -66,9 +60,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     start = time.perf_counter()
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     fit_seconds = time.perf_counter() - start
-    # Before checkpoints reload; skipped_steps: updates left out for a NaN/inf loss (nonfinite_loss.action=skip).
-    trained = {"global_step": trainer.global_step, "epochs": trainer.current_epoch,
-               "skipped_steps": getattr(model, "skipped_steps", 0)}  # fmt: skip
+    trained = {"global_step": trainer.global_step, "epochs": trainer.current_epoch}  # before checkpoints reload
 
     # Report the best checkpoint's scores; fast_dev_run and runs without checkpointing use the final weights.
     checkpoint = trainer.checkpoint_callback

@@ -7,8 +7,9 @@ cannot prune, and a crashed search cannot be resumed. This sweeper is a thin lay
   command again continues the search; trials left RUNNING by a crashed sweep are marked failed and their parameters
   enqueued again, so nothing is lost;
 - trials are asked in batches of `n_jobs` and handed to Hydra's launcher (basic: one after the other; joblib:
-  in parallel; submitit: SLURM jobs), each with its parameters as ordinary overrides plus `+optuna.*` entries that let
-  the job report intermediate values (`callbacks/optuna_pruning.py`) and be pruned;
+  in parallel; submitit: SLURM jobs), each with its parameters as ordinary overrides plus a
+  `run_callbacks.optuna_pruning` entry that lets the job report intermediate values (`callbacks/optuna_pruning.py`)
+  and be pruned;
 - each finished job's return value (`optimized_metric`) is told to the study; a pruned job (it raised
   `optuna.TrialPruned`) is told PRUNED; any other failure is told FAIL and stops the sweep with the job's error;
 - at the end `<sweep dir>/optuna_summary.yaml` (best value and parameters, counts) and `trials.csv` are written.
@@ -37,6 +38,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
+PRUNING = "nlp_template.callbacks.optuna_pruning.OptunaPruning"
 
 
 @dataclass
@@ -115,6 +117,15 @@ class OptunaStudySweeper(Sweeper):
             pruner=_built(self.pruner_config) or optuna.pruners.NopPruner(),
         )  # fmt: skip
 
+    def _pruning(self, trial: int) -> list[str]:
+        """The override that gives a job its pruning callback (it loads its trial from the shared storage)."""
+        if not self.storage:  # an in-memory study cannot be reached from the job
+            return []
+        return [
+            f"+run_callbacks.optuna_pruning={{_target_:{PRUNING},study_name:'{self.study_name}',"
+            f"storage:'{self.storage}',trial:{trial},monitor:'${{monitor.metric}}'}}"
+        ]
+
     def sweep(self, arguments: list[str]) -> None:
         """Run trials until the study has `n_trials` finished (complete or pruned) ones; write the summary."""
         import optuna  # noqa: F401 - fail here, clearly, when the sweep extra is missing
@@ -122,15 +133,12 @@ class OptunaStudySweeper(Sweeper):
         study = self.study()
         _requeue_interrupted(study)
         fixed = [argument for argument in arguments if "=" in argument]
-        job_info = (
-            [f"+optuna.study_name={self.study_name}", f"+optuna.storage='{self.storage}'"] if self.storage else []
-        )
         while (finished := _count(study)) < self.n_trials:
             trials = [study.ask(self.space) for _ in range(min(self.n_jobs, self.n_trials - finished))]
             overrides = [
                 [*fixed, *(f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}"
                            for key, value in trial.params.items()),
-                 *job_info, *([f"+optuna.trial={trial.number}"] if job_info else [])]
+                 *self._pruning(trial.number)]
                 for trial in trials
             ]  # fmt: skip
             returns = self.launcher.launch(overrides, initial_job_idx=trials[0].number)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import lightning as L
 
-from nlp_template.exporting import export, export_config
+from nlp_template.inference.exporting import export, export_config
 from nlp_template.utils.hub import first_line
 
 log = logging.getLogger(__name__)

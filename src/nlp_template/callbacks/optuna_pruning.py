@@ -1,9 +1,9 @@
 """`OptunaPruning`: report the monitored metric of every validation to the Optuna trial, and stop a bad trial early.
 
-Added by `train.py` to jobs that the Optuna sweeper launched (they carry `optuna.study_name`, `optuna.storage` and
-`optuna.trial`). The job loads its trial from the shared storage, reports `monitor.metric` after each validation
-(step = the number of validations so far) and, when the study's pruner says so, raises `optuna.TrialPruned`, which
-the sweeper records as a pruned trial. Under DDP rank 0 reports and decides, and every rank stops together.
+The Optuna sweeper adds it to each job it launches as `run_callbacks.optuna_pruning` (study name, storage, trial
+number). The job loads its trial from the shared storage, reports `monitor.metric` after each validation (step = the
+number of validations so far) and, when the study's pruner says so, raises `optuna.TrialPruned`, which the sweeper
+records as a pruned trial. Under DDP rank 0 reports and decides, and every rank stops together.
 """
 
 from __future__ import annotations

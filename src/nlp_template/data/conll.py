@@ -13,7 +13,8 @@ from pathlib import Path
 
 from datasets import Dataset, DatasetDict
 
-from nlp_template.data.sources import SPLITS, hash_files
+from nlp_template.data.reader import physical_lines
+from nlp_template.data.split_files import SplitFiles
 from nlp_template.metrics.entities import iob1_to_iob2
 from nlp_template.utils.errors import UserInputError
 
@@ -22,7 +23,7 @@ DOCSTART = "-DOCSTART-"
 
 
 @dataclass
-class ConllSource:
+class ConllSource(SplitFiles):
     """Column files, one per split: a word per line, a blank line between sentences.
 
     Args:
@@ -36,18 +37,11 @@ class ConllSource:
         max_sentence_tokens: longest sentence accepted; a longer one usually means a missing blank line.
     """
 
-    train: str
-    validation: str | None = None
-    test: str | None = None
     token_column: int = 0
     tag_column: int = -1
     scheme: str = "iob2"
     separator: str | None = None
     max_sentence_tokens: int = 1000
-
-    def _paths(self) -> dict[str, Path]:
-        paths = {split: getattr(self, split) for split in SPLITS}
-        return {split: Path(path).expanduser() for split, path in paths.items() if path}
 
     def load(self) -> DatasetDict:
         """Read every configured file into a split with columns `tokens` and `tags` (IOB2, lists of str)."""
@@ -55,13 +49,11 @@ class ConllSource:
             raise UserInputError(f"unknown tag scheme data.source.scheme={self.scheme}; use iob2 (or bio) or iob1")
         if self.token_column == self.tag_column:
             raise UserInputError(f"data.source.token_column and tag_column are both {self.tag_column}; set them apart")
-        return DatasetDict({split: self._read(split, path) for split, path in self._paths().items()})
+        return DatasetDict({split: self._read(split, path) for split, path in self.paths().items()})
 
     def _read(self, split: str, path: Path) -> Dataset:
-        if not path.is_file():
-            raise UserInputError(f"{split} file not found: {path} (set data.source.{split} to an existing file)")
         tokens, tags = [], []
-        for start, sentence in self._sentences(path):
+        for start, sentence in self._sentences(split, path):
             tokens.append([token for token, _ in sentence])
             tags.append(self._check_tags([tag for _, tag in sentence], path, start))
         if not tokens:
@@ -71,24 +63,11 @@ class ConllSource:
             )
         return Dataset.from_dict({"tokens": tokens, "tags": tags})
 
-    def _lines(self, path: Path) -> Iterator[tuple[int, str]]:
-        """(line number, text) for every line; fails on the first line that is not UTF-8."""
-        with open(path, "rb") as handle:
-            for number, raw in enumerate(handle, start=1):
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError as error:
-                    raise UserInputError(
-                        f"{path} line {number} is not valid UTF-8 (byte {raw[error.start]:#04x} at column"
-                        f" {error.start + 1}); save the file as UTF-8"
-                    ) from None
-                yield number, line.removeprefix("\ufeff") if number == 1 else line
-
-    def _sentences(self, path: Path) -> Iterator[tuple[int, list[tuple[str, str]]]]:
+    def _sentences(self, split: str, path: Path) -> Iterator[tuple[int, list[tuple[str, str]]]]:
         """(first line number, [(word, tag), ...]) for every sentence of the file."""
         sentence: list[tuple[str, str]] = []
         start = 0
-        for number, line in self._lines(path):
+        for number, line in enumerate(physical_lines(self.text(split, path)), start=1):
             columns = [column.strip() for column in line.split(self.separator)] if line.strip() else []
             # A blank line ends a sentence; so does -DOCSTART-, which files do not always follow with a blank line.
             if not columns or columns[0] == DOCSTART:
@@ -142,4 +121,4 @@ class ConllSource:
     def fingerprint(self) -> str:
         """A hash of the files' contents and the reading settings, so an edited file or setting is read again."""
         settings = (self.token_column, self.tag_column, SCHEMES.get(self.scheme.lower()), self.separator)
-        return f"conll:{hash_files(self._paths())}:{':'.join(map(repr, settings))}:{self.max_sentence_tokens}"
+        return f"conll:{self.files_hash()}:{':'.join(map(repr, settings))}:{self.max_sentence_tokens}"

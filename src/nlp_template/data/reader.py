@@ -2,7 +2,7 @@
 
 `read_table(path, name)` returns the records of a .csv, .tsv, .jsonl, .json, .parquet or .txt file together with the
 physical line each record starts on (Parquet: its row number), so errors and prediction outputs point into the file.
-`FileSource` (training and evaluation) and `utils/inputs.py` (prediction) both call it, so a file gives the same
+`FileSource` (training and evaluation) and `inference/inputs.py` (prediction) both call it, so a file gives the same
 texts in every command. The rules, with examples, are in docs/data.md:
 
 - bytes are UTF-8 (a leading byte-order mark is dropped); lines end at LF, CR LF or CR;

@@ -23,10 +23,10 @@ import datasets
 from datasets import Dataset, DatasetDict
 
 from nlp_template.data.reader import FORMATS, READER_VERSION, read_table, table_columns
+from nlp_template.data.split_files import SPLITS, SplitFiles, hash_files
 from nlp_template.utils.errors import UserInputError
 from nlp_template.utils.hub import first_line
 
-SPLITS = ("train", "validation", "test")
 # A JSON column that mixes kinds (labels 1 and "pos") is stored as `Json` (datasets >= 4.7), so the label checks can
 # name the rows; older versions cannot store it and the file is refused as a whole.
 _MIXED_TYPES = (
@@ -87,7 +87,7 @@ class HubSource:
 
 
 @dataclass
-class FileSource:
+class FileSource(SplitFiles):
     """Local files, one per split; the format follows the extension (.csv, .tsv, .jsonl/.json, .parquet, .txt).
 
     Files are parsed by `data/reader.py`, the reader prediction uses too, so training, evaluation and prediction
@@ -101,29 +101,15 @@ class FileSource:
         cache_dir: where the Arrow copies are kept (None: the `datasets` cache).
     """
 
-    train: str
-    validation: str | None = None
-    test: str | None = None
     cache_dir: str | None = None
     _digests: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
-    def _paths(self) -> dict[str, Path]:
-        paths = {split: getattr(self, split) for split in SPLITS}
-        return {split: Path(path).expanduser() for split, path in paths.items() if path}
-
     def _check(self, split: str, path: Path) -> None:
-        if not path.is_file():
-            raise UserInputError(f"{split} file not found: {path} (set data.source.{split} to an existing file)")
+        self.check_file(split, path)
         if path.suffix.lower() not in FORMATS:
             raise UserInputError(
                 f"{split} file {path} has an unknown extension '{path.suffix}'; use one of {sorted(FORMATS)}"
             )
-        try:  # the content hash reads the file before the reader does
-            with open(path, "rb"):
-                pass
-        except PermissionError:
-            raise UserInputError(f"cannot read {split} file {path}: permission denied; make it readable (chmod u+r"
-                                 f" {path})") from None  # fmt: skip
         if path.stat().st_size == 0:
             raise UserInputError(f"{split} file is empty: {path}")
 
@@ -135,7 +121,7 @@ class FileSource:
                 into numbers) and required to be strings in JSON/Parquet (see `reader.check_texts`).
         """
         result = {}
-        for split, path in self._paths().items():
+        for split, path in self.paths().items():
             self._check(split, path)
             result[split] = self._rows(split, path, sorted(text_columns))
         return DatasetDict(result)
@@ -172,7 +158,7 @@ class FileSource:
 
     def fingerprint(self) -> str:
         """A hash of the files' contents and of the reading rules, so an edited file is tokenized again."""
-        digests = "|".join(f"{split}={self._digest(path)}" for split, path in self._paths().items())
+        digests = "|".join(f"{split}={self._digest(path)}" for split, path in self.paths().items())
         return f"files:{hashlib.sha256(f'reader{READER_VERSION}|{digests}'.encode()).hexdigest()}"
 
     def _digest(self, path: Path) -> str:
@@ -180,25 +166,3 @@ class FileSource:
         if str(path) not in self._digests:
             self._digests[str(path)] = hash_files({"file": path})
         return self._digests[str(path)]
-
-
-def hash_files(paths: dict[str, Path]) -> str:
-    """A SHA-256 of the files' names (split, extension) and contents, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    for split, path in paths.items():
-        digest.update(f"{split}:{path.suffix}:".encode())
-        _add_content(digest, path)
-    return digest.hexdigest()
-
-
-def content_sha256(path: Path) -> str:
-    """The SHA-256 of one file's content, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    _add_content(digest, path)
-    return digest.hexdigest()
-
-
-def _add_content(digest: Any, path: Path) -> None:
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)

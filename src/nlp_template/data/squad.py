@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import Dataset, DatasetDict
 
-from nlp_template.data.sources import SPLITS, hash_files
+from nlp_template.data.split_files import SplitFiles
 from nlp_template.utils.errors import UserInputError
 
 FEATURES = datasets.Features(
@@ -72,10 +72,9 @@ def _question(qa: Any, where: str) -> dict[str, Any]:
     return {"id": str(question_id), "question": _field(qa, "question", str, where), "answers": answers}
 
 
-def _read_squad(path: Path) -> list[list[dict[str, Any]]]:
-    """The questions of a SQuAD JSON file as rows, one list per paragraph (raises `_LayoutError`)."""
-    with open(path, encoding="utf-8") as handle:
-        document = json.load(handle)
+def _read_squad(text: str) -> list[list[dict[str, Any]]]:
+    """The questions of a SQuAD JSON document as rows, one list per paragraph (raises `_LayoutError`)."""
+    document = json.loads(text)
     paragraphs = []
     for a, article in enumerate(_field(document, "data", list, "the top level")):
         title = article.get("title", "") if isinstance(article, dict) else ""
@@ -89,7 +88,7 @@ def _read_squad(path: Path) -> list[list[dict[str, Any]]]:
 
 
 @dataclass
-class SquadSource:
+class SquadSource(SplitFiles):
     """SQuAD v1.1/v2.0 JSON files, one per split, read into rows of the Hugging Face `squad` layout.
 
     Args:
@@ -101,15 +100,8 @@ class SquadSource:
         seed: seed of the paragraph shuffle behind `holdout`.
     """
 
-    train: str
-    validation: str | None = None
-    test: str | None = None
     holdout: dict[str, float] | None = None
     seed: int = 0
-
-    def _paths(self) -> dict[str, Path]:
-        paths = {split: getattr(self, split) for split in SPLITS}
-        return {split: Path(path).expanduser() for split, path in paths.items() if path}
 
     def _holdout(self) -> dict[str, float]:
         """The splits to carve from train and their shares, checked; splits with their own file are left out."""
@@ -128,7 +120,7 @@ class SquadSource:
     def load(self) -> DatasetDict:
         """Read every configured file; carve the `holdout` splits from train by paragraph."""
         holdout = self._holdout()
-        paragraphs = {split: self._read(split, path) for split, path in self._paths().items()}
+        paragraphs = {split: self._read(split, path) for split, path in self.paths().items()}
         if holdout:
             paragraphs.update(_carve(paragraphs["train"], holdout, self.seed))
         result = {}
@@ -141,17 +133,13 @@ class SquadSource:
     def fingerprint(self) -> str:
         """A hash of the files' contents and of the holdout settings."""
         holdout = sorted(self._holdout().items())
-        return f"squad:{hash_files(self._paths())}:{holdout}:{self.seed if holdout else ''}"
+        return f"squad:{self.files_hash()}:{holdout}:{self.seed if holdout else ''}"
 
     def _read(self, split: str, path: Path) -> list[list[dict[str, Any]]]:
-        if not path.is_file():
-            raise UserInputError(f"{split} file not found: {path} (set data.source.{split} to an existing file)")
         hint = (f"expected SQuAD JSON: {LAYOUT}. Rows with question/context/answers columns (JSONL, Parquet) go"
                 " through data=files instead")  # fmt: skip
         try:
-            paragraphs = _read_squad(path)
-        except UnicodeDecodeError as error:
-            raise UserInputError(f"{split} file {path} is not UTF-8 ({error.reason}); save it as UTF-8") from error
+            paragraphs = _read_squad(self.text(split, path))
         except json.JSONDecodeError as error:
             raise UserInputError(f"{split} file {path} is not valid JSON ({error.msg}, line {error.lineno});"
                                  f" {hint}") from error  # fmt: skip

@@ -2,9 +2,8 @@
 
 The network lives in `self.network` (a Hugging Face model or a plain `nn.Module` whose output has `.loss` and the
 fields named in `graph_outputs`), so checkpoints hold `network.*` weights whatever the task. This class owns the
-optimizer and scheduler (Hydra partials), the optional `torch.compile` of the network, the check that stops a run on
-a NaN/inf loss, and the step plumbing: a task implements `evaluate(batch, stage)` and, for split-level metrics,
-`log_epoch(stage)`.
+optimizer and scheduler (Hydra partials), the optional `torch.compile` of the network, and the step plumbing: a
+task implements `evaluate(batch, stage)` and, for split-level metrics, `log_epoch(stage)`.
 
 Every validation/test metric is a function of the split's examples alone, the same for any batching and any number
 of DDP ranks: `log_loss` sums each batch's loss times its count of loss terms (examples, labelled tokens, windows)
@@ -42,7 +41,6 @@ from nlp_template.models.optim import parameter_groups
 from nlp_template.utils.errors import UserInputError
 
 log = logging.getLogger(__name__)
-NONFINITE_DEFAULTS = {"action": "stop", "max_skipped": 10}
 STAGES = ("val", "test")
 
 
@@ -116,10 +114,9 @@ class TaskModule(L.LightningModule):
         return (self.network if self._compiled is None else self._compiled)(**network_inputs(self.network, batch))
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """The network's loss on one batch; NaN/inf losses stop the run or skip the batch (`nonfinite_loss`)."""
-        loss = self.checked_loss(self(**batch).loss)
-        if not getattr(self, "_skip_update", False):
-            self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
+        """The network's loss on one batch (a NaN/inf one is stopped or skipped by `callbacks/nonfinite_loss.py`)."""
+        loss = self(**batch).loss
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
         return loss
 
     def evaluate(self, batch: dict[str, torch.Tensor], stage: str) -> Any:
@@ -155,48 +152,6 @@ class TaskModule(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         """Split-level test metrics."""
         self.log_epoch("test")
-
-    def checked_loss(self, loss: torch.Tensor) -> torch.Tensor:
-        """The loss if finite; else a clear stop (`action: stop`) or a skipped update (`action: skip`).
-
-        Training on a NaN/inf loss only spreads NaN through the weights. Skipping is for rare bad batches (an fp16
-        overflow, one corrupt example): past `max_skipped` skipped steps the run stops anyway. In DDP the ranks agree
-        first (one all-reduce of a flag per step), so all of them stop or skip at the same step: a lone rank doing
-        either would leave the others waiting in the gradient all-reduce.
-        """
-        settings = {**NONFINITE_DEFAULTS, **getattr(self, "nonfinite_loss", {})}
-        bad = not bool(torch.isfinite(loss))
-        if self._trainer is not None and self.trainer.world_size > 1:  # all ranks stop or skip together
-            bad = self.trainer.strategy.reduce_boolean_decision(bad, all=False)
-        if not bad:
-            return loss
-        value = loss.item() if not torch.isfinite(loss) else "NaN/inf on another rank"
-        hint = ("lower model.optimizer.lr, clip gradients (trainer.gradient_clip_val=1.0), train in 32-bit precision"
-                " (trainer.precision=32) or look for a broken batch")  # fmt: skip
-        if settings["action"] != "skip":
-            raise UserInputError(f"training loss is {value} at step {self.global_step}: {hint}; or skip such"
-                                 " batches with nonfinite_loss.action=skip")  # fmt: skip
-        self.skipped_steps = getattr(self, "skipped_steps", 0) + 1
-        if self.skipped_steps > settings["max_skipped"]:
-            raise UserInputError(f"training loss was NaN/inf in {self.skipped_steps} batches (last at step"
-                                 f" {self.global_step}, over nonfinite_loss.max_skipped={settings['max_skipped']}):"
-                                 f" {hint}")  # fmt: skip
-        log.warning("Training loss is %s at step %d: batch skipped (%d so far)", value, self.global_step,
-                    self.skipped_steps)  # fmt: skip
-        self.log("train/skipped_steps", float(self.skipped_steps), reduce_fx="max")
-        # Lightning cannot skip a step in DDP (returning None is refused there), and a backward pass every rank
-        # takes keeps DDP's gradient hooks in step: the zero loss runs backward, `on_before_optimizer_step` then
-        # drops the (NaN) gradients, so the optimizer leaves every weight and its moments alone.
-        self._skip_update = True
-        return loss.nan_to_num(0.0, 0.0, 0.0) * 0.0
-
-    def on_before_optimizer_step(self, optimizer: Optimizer) -> None:
-        """Drop the gradients of a skipped batch (see `checked_loss`): the optimizer skips parameters without one."""
-        if getattr(self, "_skip_update", False):
-            for group in optimizer.param_groups:
-                for parameter in group["params"]:
-                    parameter.grad = None
-            self._skip_update = False
 
     def configure_optimizers(self) -> Any:
         """The configured optimizer over decay/no-decay groups, and the scheduler stepped every optimizer step."""

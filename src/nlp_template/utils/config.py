@@ -155,9 +155,18 @@ def overrides_name() -> str:
     return ",".join(sorted(task_overrides())) or "defaults"
 
 
+UNRESOLVED = ("hydra", "run_callbacks")
+
+
 def resolved(cfg: DictConfig) -> dict:
-    """The config as plain resolved containers, without Hydra's own node (present when composed in tests)."""
-    return OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
+    """The config as plain resolved containers, without Hydra's own node (present when composed in tests).
+
+    `run_callbacks` stays as written: it refers to `${data}` and `${model}`, and a resolved copy would print the data
+    and model twice and, in a saved config.yaml, keep an old copy when `data` is edited.
+    """
+    config = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k not in UNRESOLVED]), resolve=True)
+    config.update({key: OmegaConf.to_container(cfg[key]) for key in UNRESOLVED if key != "hydra" and key in cfg})
+    return config
 
 
 # Keys whose values are secrets: the key ends in a secret word (`token`, `hf_token`, `github_token`, `db_password`,
@@ -233,7 +242,7 @@ def print_and_save(cfg: DictConfig, output_dir: str | Path, show: bool = True, o
     tree = rich.tree.Tree("CONFIG", style="dim", guide_style="dim")
     for key in keys:
         value = cfg[key]
-        text = OmegaConf.to_yaml(value, resolve=True) if isinstance(value, DictConfig) else str(value)
+        text = OmegaConf.to_yaml(value) if isinstance(value, DictConfig) else str(value)  # resolved already
         tree.add(str(key), style="bold").add(rich.syntax.Syntax(text, "yaml"))
     rich.print(tree)
 

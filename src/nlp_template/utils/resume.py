@@ -1,7 +1,7 @@
 """`ckpt_path=last` and `ckpt_path=auto`: continue the newest run of the same experiment.
 
 "The same experiment" is the same task name, the same resolved data and model configs and the same seed (the
-checkpoint carries them, see `RunConfigInCheckpoint`), so a resumed run never picks up another experiment's
+checkpoint carries them, see `callbacks/run_config.py`), so a resumed run never picks up another experiment's
 checkpoint. The resumed run gets a new run directory: nothing the earlier run wrote is touched. `last` fails when
 there is nothing to resume; `auto` then starts from scratch (for job scripts that are requeued after preemption).
 """

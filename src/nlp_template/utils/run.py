@@ -1,20 +1,16 @@
-"""Run bookkeeping shared by the entry points: warnings, the config in checkpoints, metrics.json."""
+"""Run bookkeeping shared by the entry points: warnings, checkpoint keys, metrics.json."""
 
 from __future__ import annotations
 
 import json
 import logging
 import math
-import os
 import warnings
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
-from omegaconf import DictConfig, OmegaConf
-
-from nlp_template.utils.logger_adapters import logger_run_ids
+from omegaconf import DictConfig
 
 log = logging.getLogger(__name__)
 RUN_CONFIG_KEY = "nlp_template_config"
@@ -37,25 +33,6 @@ def apply_extras(cfg: DictConfig) -> None:
         logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
             lambda record: "litlogger" not in record.getMessage()
         )
-
-
-class RunConfigInCheckpoint(L.Callback):
-    """Store the run's resolved data and model configs, seed, working directory and logger run ids in checkpoints.
-
-    So `nlp-eval ckpt_path=...` needs no other file and no repeated command-line overrides, and `ckpt_path=last`
-    can tell which checkpoints belong to the same experiment. `work_dir` is the directory the run started in:
-    relative data paths of the config were read against it, and `checkpoints.TrainedRun` reads them there again.
-    """
-
-    def __init__(self, cfg: DictConfig) -> None:
-        self.config = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("data", "model")}
-        self.config["seed"] = cfg.get("seed")  # part of what makes two runs the same experiment (ckpt_path=auto)
-        self.config[WORK_DIR_KEY] = os.getcwd()  # hydra.job.chdir is false: the data module reads relative to it
-
-    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
-        """Add the config under `RUN_CONFIG_KEY`, and the W&B/MLflow run ids under `LOGGERS_KEY` (for resuming)."""
-        checkpoint[RUN_CONFIG_KEY] = self.config
-        checkpoint[LOGGERS_KEY] = logger_run_ids(trainer.loggers)
 
 
 def plain_metrics(metrics: dict[str, Any]) -> dict[str, float]:
@@ -83,7 +60,7 @@ def data_files(data_cfg: DictConfig | dict) -> dict[str, dict[str, str]]:
     Relative paths are taken against the working directory, as the data sources open them. Splits without a
     local file (Hub data, generated samples, a split not configured) are left out.
     """
-    from nlp_template.data.sources import content_sha256  # the hashing FileSource keys its caches with
+    from nlp_template.data.split_files import content_sha256  # the hashing FileSource keys its caches with
 
     source = (data_cfg or {}).get("source") or {}
     files = {}

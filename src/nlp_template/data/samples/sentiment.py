@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from datasets import Dataset
 
-from nlp_template.data.generated import GeneratedSamples
+from nlp_template.data.samples.base import GeneratedSamples
 
 POSITIVE = [
     "good", "great", "excellent", "wonderful", "brilliant", "charming", "delightful", "superb",

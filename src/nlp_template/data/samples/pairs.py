@@ -16,8 +16,8 @@ from typing import Any, ClassVar
 
 from datasets import Dataset
 
-from nlp_template.data.generated import GeneratedSamples
-from nlp_template.data.samples import INTENSIFIERS, NEGATIVE, POSITIVE, SUBJECTS
+from nlp_template.data.samples.base import GeneratedSamples
+from nlp_template.data.samples.sentiment import INTENSIFIERS, NEGATIVE, POSITIVE, SUBJECTS
 
 LABELS = ["entailment", "neutral", "contradiction"]
 # Names of one aspect: a premise about "the movie" says something about "the film", so they are never neutral.

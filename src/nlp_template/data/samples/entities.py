@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from datasets import Dataset
 
-from nlp_template.data.generated import GeneratedSamples
+from nlp_template.data.samples.base import GeneratedSamples
 
 FIRST_NAMES = [
     "Anna", "Tomas", "Lena", "Marco", "Priya", "Oskar", "Nadia", "Felix", "Ines", "Ruben", "Idris", "Sofia",

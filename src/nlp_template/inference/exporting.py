@@ -26,9 +26,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from transformers import PreTrainedModel
 
-from nlp_template import export_check as check
-from nlp_template import exporters
-from nlp_template.checkpoints import TrainedRun, load_run
+from nlp_template.inference import export_check as check
+from nlp_template.inference import exporters
+from nlp_template.inference.checkpoints import TrainedRun, load_run
 from nlp_template.utils.config import CONFIG_DIR
 from nlp_template.utils.errors import UserInputError
 

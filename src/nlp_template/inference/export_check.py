@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from nlp_template.exporters import repeat_to
+from nlp_template.inference.exporters import repeat_to
 from nlp_template.utils.errors import UserInputError
 
 

@@ -16,8 +16,8 @@ from typing import Any, ClassVar
 
 from datasets import Dataset
 
-from nlp_template.data.generated import GeneratedSamples
-from nlp_template.data.samples import INTENSIFIERS, NEGATIVE, POSITIVE
+from nlp_template.data.samples.base import GeneratedSamples
+from nlp_template.data.samples.sentiment import INTENSIFIERS, NEGATIVE, POSITIVE
 
 ASPECTS = {
     "story": ["the plot", "the story", "the script", "the ending"],

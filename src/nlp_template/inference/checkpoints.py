@@ -2,7 +2,7 @@
 
 The library the entry points (`nlp-eval`, `nlp-predict`, `nlp-export`) and callbacks (`export_best`) share; none of
 them imports another entry point. A checkpoint carries the run's resolved data and model configs (see
-`utils.run.RunConfigInCheckpoint`), so nothing has to be repeated on the command line. `ckpt_path=last/auto`
+`callbacks.run_config.RunConfigInCheckpoint`), so nothing has to be repeated on the command line. `ckpt_path=last/auto`
 (continue the newest run of an experiment) is resolved by `utils.resume.resolve_checkpoint`.
 
 Relative data paths of the checkpoint's config are read against the directory the training run started in (stored

@@ -26,7 +26,7 @@ from typing import Any, ClassVar, NamedTuple
 
 from datasets import Dataset
 
-from nlp_template.data.generated import GeneratedSamples
+from nlp_template.data.samples.base import GeneratedSamples
 from nlp_template.data.squad import FEATURES
 
 ONSETS = ["b", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "kr", "st", "tr"]

@@ -1,0 +1,13 @@
+"""The embedded data sets: generated on the fly, deterministic for a seed, no download (`conf/data/sample_*.yaml`).
+
+Each is a source (`load()`, `fingerprint()`) built on `base.GeneratedSamples`; configs name them by the short path
+`nlp_template.data.samples.<Class>`.
+"""
+
+from nlp_template.data.samples.entities import EntitySamples
+from nlp_template.data.samples.pairs import PairSamples
+from nlp_template.data.samples.qa import QASamples
+from nlp_template.data.samples.reviews import ReviewSamples
+from nlp_template.data.samples.sentiment import SentimentSamples
+
+__all__ = ["EntitySamples", "PairSamples", "QASamples", "ReviewSamples", "SentimentSamples"]
