@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-dev train test test-fast lint format clean
+.PHONY: help install install-dev train test test-fast lint format strip clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ lint: $(VENV)/.installed-dev ## All pre-commit hooks on all files: ruff, nbstrip
 format: $(VENV)/.installed-dev ## Fix what ruff can fix and format the code
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+strip: $(VENV)/.installed ## Remove the tasks you do not need: make strip KEEP="text_classification token_classification"
+	$(BIN)/python tools/strip.py --keep $(if $(KEEP),$(KEEP),$(error KEEP is empty: name the tasks to keep, e.g. KEEP="text_classification"))
 
 clean: ## Remove build and tool caches (keeps logs/, .cache/ and .venv)
 	rm -rf .pytest_cache .ruff_cache build src/*.egg-info

@@ -33,6 +33,10 @@ EXPERIMENTS = {
     "qa_tiny": ("extractive question answering", "test/f1", None),
     "qa_squad_minilm": ("SQuAD v1.1 article, MiniLM fine-tuned", "test/f1", "squad_sample"),
 }
+# Only the experiments this project has (`make strip` removes tasks with their experiments).
+EXPERIMENTS = {
+    name: row for name, row in EXPERIMENTS.items() if (ROOT / "conf" / "experiment" / f"{name}.yaml").is_file()
+}
 
 
 QA_SAMPLE = ["data.source.holdout={validation: 0.2, test: 0.2}", "data.max_length=256", "data.doc_stride=64",

@@ -10,16 +10,73 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from datasets import DatasetDict
 from omegaconf import DictConfig
 
 # Re-exported: tests import these two from here.
 from nlp_template.utils.assets import SHARED_DATA as SHARED_DATA
 from nlp_template.utils.assets import minilm_dir as minilm_dir
 from nlp_template.utils.config import compose_config
+
+ROOT = Path(__file__).resolve().parents[1]
+# Tasks removed by `make strip` (tools/strip.py) and their configs; empty in the full project.
+STRIPPED = json.loads((ROOT / ".stripped.json").read_text()) if (ROOT / ".stripped.json").is_file() else {}
+
+
+def present(experiment: str) -> bool:
+    """Whether `conf/experiment/<experiment>.yaml` is part of this project (`make strip` may have removed it)."""
+    return (ROOT / "conf" / "experiment" / f"{experiment}.yaml").is_file()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "task(*names): the test needs these tasks (deselected once `make strip`"
+                            " removed one of them)")  # fmt: skip
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In a stripped project, deselect the tests that need a removed task.
+
+    A test needs one when it is marked `task(name)` or a parameter names one of the task's configs (an experiment
+    name, or `experiment=...`, `data=...` in a list of overrides or a documented command). In the full project
+    (no `.stripped.json`) nothing is deselected, so a config name mistyped in a test or the docs still fails.
+    """
+    removed = set(STRIPPED.get("removed", []))
+    if not removed:
+        return
+    configs = STRIPPED.get("configs", {})
+    names = {name for group in configs.values() for name in group}
+    pattern = re.compile(rf"\b({'|'.join(configs)})=({'|'.join(map(re.escape, names))})\b")
+    kept, dropped = [], []
+    for item in items:
+        marker = item.get_closest_marker("task")
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        text = repr(params)
+        values = set(map(str, params.values()))
+        needs = (marker and removed & set(marker.args)) or pattern.search(text) or names & values
+        (dropped if needs else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+class InMemory:
+    """A source over fixed splits (stands in for a Hub data set)."""
+
+    def __init__(self, splits: DatasetDict) -> None:
+        self.splits = splits
+
+    def load(self) -> DatasetDict:
+        return self.splits
+
+    def fingerprint(self) -> str:
+        return str(sorted((name, split._fingerprint) for name, split in self.splits.items()))
+
 
 # Small and quick: every test that trains uses these on top of its own overrides.
 FAST = [
@@ -94,7 +151,7 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
     root = tmp_path_factory.mktemp("trained")
     found = {}
-    for name in ("sentiment_tiny", "sentiment_lstm", "pairs_tiny", "ner_tiny", "lm_tiny"):
+    for name in filter(present, ("sentiment_tiny", "sentiment_lstm", "pairs_tiny", "ner_tiny", "lm_tiny")):
         cfg = compose_config("train", [f"experiment={name}", *BRIEF], root / name, root / "cache", use_local=False)
         found[name] = train(cfg)["best_model_path"]
     return found

@@ -115,7 +115,7 @@ CASES = [
          r"^Could not override 'trainer.max_epoch'; trainer has no key 'max_epoch' \(did you mean"
          r" trainer.max_epochs\?\); to append to your config use \+trainer.max_epoch=3$"),
     Case("config-unknown-option", "cli-train", ["data=filez"],
-         r"^Could not find 'data/filez' \(did you mean data=files\?\); available options in 'data': conll, "),
+         r"^Could not find 'data/filez' \(did you mean data=files\?\); available options in 'data': "),
     Case("config-misspelt-new-key", "train", [*SAMPLE, "+data.max_lenght=64"],
          r"unexpected keyword argument 'max_lenght': remove that config key or check its spelling$"),
     Case("config-missing-required-value", "train", ["data=files"],

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import minilm_dir
+from conftest import STRIPPED, minilm_dir
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from nlp_template.utils.checks import check_seed, check_trainer_length, check_types
@@ -380,14 +380,20 @@ def test_links_between_the_docs_resolve():
 
 
 def test_tests_named_in_the_docs_exist():
-    """`tests/test_x.py::test_name` in the docs (the guarantees table) names a test that exists."""
+    """`tests/test_x.py::test_name` in the docs (the guarantees table) names a test that exists.
+
+    In a project stripped of tasks (`make strip`), the removed tasks' test files are known to be gone.
+    """
+    removed = {Path(file).name for file in STRIPPED.get("files", [])}
     missing = []
     for path in DOCUMENTS:
         for file, name in re.findall(r"(?:tests/)?(test_\w+\.py)::(\w+)", path.read_text()):
             test_file = PROJECT_ROOT / "tests" / file
+            if file in removed:
+                continue
             if not test_file.is_file() or not re.search(rf"^def {name}\(", test_file.read_text(), re.MULTILINE):
                 missing.append(f"{path.relative_to(PROJECT_ROOT)}: {file}::{name}")
         for file in re.findall(r"\b(tests/[\w/]+\.py)\b", path.read_text()):
-            if not (PROJECT_ROOT / file).is_file():
+            if not (PROJECT_ROOT / file).is_file() and Path(file).name not in removed:
                 missing.append(f"{path.relative_to(PROJECT_ROOT)}: {file}")
     assert not missing, missing

@@ -17,14 +17,13 @@ from pathlib import Path
 import hydra
 import pandas as pd
 import pytest
+from conftest import InMemory
 from datasets import Dataset, DatasetDict
-from test_ner import InMemory
 
 from nlp_template.data.labels import is_missing
 from nlp_template.data.sources import FileSource
 from nlp_template.data.splits import stratified_indices
 from nlp_template.data.text_classification import TextClassificationDataModule
-from nlp_template.data.token_classification import TokenClassificationDataModule
 from nlp_template.utils.errors import UserInputError
 
 
@@ -211,8 +210,6 @@ def test_duplicate_configured_labels_are_refused(tmp_path):
         TextClassificationDataModule(FileSource(train="x.csv"), labels=["neg", "pos", "neg"])
     with pytest.raises(UserInputError, match=r"^data.labels lists 'pos' more than once \(after stripping"):
         TextClassificationDataModule(FileSource(train="x.csv"), labels=["pos ", "neg", "pos"])
-    with pytest.raises(UserInputError, match=r"^data.labels lists 'O' more than once"):
-        TokenClassificationDataModule(FileSource(train="x.jsonl"), labels=["O", "B-PER", "O"])
 
 
 @pytest.mark.parametrize("value", [0, -5])
@@ -324,33 +321,3 @@ def test_missing_label_rows_are_capped(tmp_path):
         prepare(tmp_path, path)
     assert "at row(s) 2, 5, 8, 11, 14, 17, 20, 23, 26, 29 and 290 more (1 = first" in one_line(error)
     assert len(one_line(error)) < 300
-
-
-# --------------------------------------------------------------------------------------------- tagging (NER)
-def ner(tmp_path: Path, rows: list[dict], **kwargs) -> TokenClassificationDataModule:
-    path = tmp_path / "train.jsonl"
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    kwargs = {"vocab_size": 200, "lowercase": False, "cache_dir": str(tmp_path / "cache"), **kwargs}
-    dm = TokenClassificationDataModule(FileSource(train=str(path), validation=str(path)), **kwargs)
-    dm.prepare_data()
-    return dm
-
-
-def test_tags_with_whitespace_are_stripped(tmp_path, caplog):
-    rows = [{"tokens": ["Kim", "lives", "in", "Oslo"], "tags": ["B-PER ", "O", " O", "B-LOC"]}] * 5
-    with caplog.at_level(logging.INFO):
-        dm = ner(tmp_path, rows)
-    assert dm.labels == ["O", "B-LOC", "B-PER"]
-    assert "Stripped leading/trailing whitespace from 20 tag(s) (train: 10, validation: 10)" in caplog.text
-
-
-def test_missing_tags_are_refused_or_dropped(tmp_path, caplog):
-    good = {"tokens": ["Kim", "lives", "in", "Oslo"], "tags": ["B-PER", "O", "O", "B-LOC"]}
-    bad = {"tokens": ["Ann", "ran"], "tags": ["B-PER", None]}
-    with pytest.raises(UserInputError, match=r"^train split has 1 example\(s\) with a missing tag in column 'tags' at"
-                       r" row\(s\) 3 \(1 = first example; found None;"):  # fmt: skip
-        ner(tmp_path, [good, good, bad, good])
-    with caplog.at_level(logging.INFO):
-        dm = ner(tmp_path, [good, good, bad, good], drop_missing_labels=True)
-    assert dm.splits["train"].num_rows == 3 and dm.labels == ["O", "B-LOC", "B-PER"]
-    assert "Dropped examples with a missing tag (data.drop_missing_labels=true): train: 1, validation: 1" in caplog.text

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
+from pathlib import Path
 
 import pytest
-from conftest import FAST
+from conftest import FAST, InMemory
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 
 from nlp_template.data.samples.entities import EntitySamples
@@ -14,19 +16,6 @@ from nlp_template.data.token_classification import IGNORE, TokenClassificationDa
 from nlp_template.eval import evaluate
 from nlp_template.train import train
 from nlp_template.utils.errors import UserInputError
-
-
-class InMemory:
-    """A source over fixed splits (stands in for a Hub data set)."""
-
-    def __init__(self, splits: DatasetDict) -> None:
-        self.splits = splits
-
-    def load(self) -> DatasetDict:
-        return self.splits
-
-    def fingerprint(self) -> str:
-        return str(sorted((name, split._fingerprint) for name, split in self.splits.items()))
 
 
 def prepare(source, tmp_path, **kwargs) -> TokenClassificationDataModule:
@@ -114,3 +103,38 @@ def test_ner_learns_entities_and_eval_reproduces_them(make_cfg):
     assert metrics["test/token_acc"] > 0.9
     reproduced = evaluate(make_cfg([f"ckpt_path={metrics['best_model_path']}"], name="eval", run="eval"))
     assert reproduced["test/f1"] == pytest.approx(metrics["test/f1"], abs=1e-6)
+
+
+# ---------------------------------------------------------------------------------- label hygiene of tags
+def ner(tmp_path: Path, rows: list[dict], **kwargs) -> TokenClassificationDataModule:
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    kwargs = {"vocab_size": 200, "lowercase": False, "cache_dir": str(tmp_path / "cache"), **kwargs}
+    dm = TokenClassificationDataModule(FileSource(train=str(path), validation=str(path)), **kwargs)
+    dm.prepare_data()
+    return dm
+
+
+def test_tags_with_whitespace_are_stripped(tmp_path, caplog):
+    rows = [{"tokens": ["Kim", "lives", "in", "Oslo"], "tags": ["B-PER ", "O", " O", "B-LOC"]}] * 5
+    with caplog.at_level(logging.INFO):
+        dm = ner(tmp_path, rows)
+    assert dm.labels == ["O", "B-LOC", "B-PER"]
+    assert "Stripped leading/trailing whitespace from 20 tag(s) (train: 10, validation: 10)" in caplog.text
+
+
+def test_missing_tags_are_refused_or_dropped(tmp_path, caplog):
+    good = {"tokens": ["Kim", "lives", "in", "Oslo"], "tags": ["B-PER", "O", "O", "B-LOC"]}
+    bad = {"tokens": ["Ann", "ran"], "tags": ["B-PER", None]}
+    with pytest.raises(UserInputError, match=r"^train split has 1 example\(s\) with a missing tag in column 'tags' at"
+                       r" row\(s\) 3 \(1 = first example; found None;"):  # fmt: skip
+        ner(tmp_path, [good, good, bad, good])
+    with caplog.at_level(logging.INFO):
+        dm = ner(tmp_path, [good, good, bad, good], drop_missing_labels=True)
+    assert dm.splits["train"].num_rows == 3 and dm.labels == ["O", "B-LOC", "B-PER"]
+    assert "Dropped examples with a missing tag (data.drop_missing_labels=true): train: 1, validation: 1" in caplog.text
+
+
+def test_duplicate_configured_tags_are_refused():
+    with pytest.raises(UserInputError, match=r"^data.labels lists 'O' more than once"):
+        TokenClassificationDataModule(FileSource(train="x.jsonl"), labels=["O", "B-PER", "O"])

@@ -87,6 +87,7 @@ def conll_data(data_dir: Path) -> Path:
     return data_dir
 
 
+@pytest.mark.task("token_classification")
 def test_a_saved_config_reruns_its_run(tmp_path, shared_cache):
     """config.yaml of a CoNLL run (`data.source.token_column: 0`) trains the same model again, in a new directory."""
     overrides = ["experiment=ner_conll", f"paths.data_dir={conll_data(tmp_path / 'data')}", *BRIEF, "callbacks=none",

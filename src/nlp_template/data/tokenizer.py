@@ -17,7 +17,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
@@ -128,9 +128,24 @@ def cached_trained_tokenizer(
         # Seconds on a large training split (~10 s on SST-2): say what is happening, then how long it took.
         log.info("Training a %s tokenizer on the training texts (cached for the next run: %s)", kind, directory)
         start = time.perf_counter()
-        save_atomically(train(texts, *settings), directory)
+        save_atomically(train(_reporting(texts, start), *settings), directory)
         log.info("Tokenizer trained in %.1f s", time.perf_counter() - start)
     return AutoTokenizer.from_pretrained(str(directory))
+
+
+def _reporting(texts: Iterable[str], start: float, every: float = 5.0) -> Iterator[str]:
+    """The texts, with a log line every `every` seconds saying how many were read.
+
+    Progress that reaches logs and pipes alike: the `tokenizers` trainers draw their own bars only on a terminal.
+    """
+    count, last = 0, start
+    for count, text in enumerate(texts, start=1):
+        if time.perf_counter() - last >= every:
+            last = time.perf_counter()
+            log.info("Tokenizer training: %s texts read (%.0f s)", f"{count:,}", last - start)
+        yield text
+    log.info("Tokenizer training: all %s texts read in %.1f s; building the vocabulary", f"{count:,}",
+             time.perf_counter() - start)  # fmt: skip
 
 
 def save_atomically(tokenizer: PreTrainedTokenizerBase, directory: Path) -> None:
