@@ -24,6 +24,7 @@ from typing import Any
 import hydra
 import pytest
 import torch
+from conftest import kept
 
 from nlp_template.inference.checkpoints import load_run
 from nlp_template.utils.config import compose_config
@@ -35,16 +36,19 @@ RANKS = 3
 SPLITS = ["data.source.num_validation=37", "data.source.num_test=41", "data.eval_batch_size=7"]
 BRIEF = ["callbacks=[model_checkpoint,classification_report]", "logger=csv", "extras.print_config=false"]
 FEW_STEPS = ["data.source.num_train=240", "trainer.max_epochs=1", "+trainer.limit_train_batches=3"]
-EXPERIMENTS = [
-    "sentiment_tiny",
-    "pairs_tiny",
-    "regression_tiny",
-    "multilabel_tiny",
-    "sentiment_lstm",
-    "ner_tiny",
-    "lm_tiny",
-    "qa_tiny",
-]  # every task and problem type
+EXPERIMENTS = kept(
+    [
+        "sentiment_tiny",
+        "pairs_tiny",
+        "regression_tiny",
+        "multilabel_tiny",
+        "sentiment_lstm",
+        "ner_tiny",
+        "lm_tiny",
+        "qa_tiny",
+        "translation_tiny",
+    ]
+)  # every task and problem type (of those `make strip` kept)
 TORCHRUN = shutil.which("torchrun", path=str(Path(sys.executable).parent))
 
 

@@ -47,6 +47,7 @@ def test_classifier_export_runs_in_a_pipeline_with_the_same_probabilities(make_c
     }
 
 
+@pytest.mark.task("token_classification", "language_modeling")
 def test_tagger_and_language_model_exports_load_offline(make_cfg, checkpoints, tmp_path):
     tagger_dir = exported(make_cfg, checkpoints["ner_tiny"], tmp_path, "ner")
     entities = pipeline("token-classification", model=tagger_dir)("Lena Brenner moved to Lake Morven .")

@@ -57,6 +57,7 @@ def test_pairs_from_jsonl_and_csv(make_cfg, checkpoints, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.task("token_classification")
 def test_entities_with_character_offsets(make_cfg, checkpoints, tmp_path):
     path = tmp_path / "sentences.txt"
     text = "Lena Brenner moved to  Lake Morven with Harbor Institute ."
@@ -69,6 +70,7 @@ def test_entities_with_character_offsets(make_cfg, checkpoints, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.task("language_modeling")
 def test_language_model_continuations(make_cfg, checkpoints, tmp_path):
     path = tmp_path / "prompts.txt"
     path.write_text("the movie was\ni found the plot\n")

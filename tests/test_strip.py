@@ -34,7 +34,8 @@ def test_a_file_stays_while_a_kept_task_uses_it():
     assert {"src/nlp_template/data/token_classification.py", "conf/experiment/ner_tiny.yaml",
             "tests/test_qa.py", "src/nlp_template/metrics/squad.py"} <= removed  # fmt: skip
     assert not removed & {"src/nlp_template/models/causal_lm.py", "conf/experiment/lm_tiny.yaml", "tests/test_lm.py"}
-    assert configs["experiment"] == ["ner_tiny", "ner_conll", "qa_tiny", "qa_squad_minilm"]
+    assert configs["experiment"] == ["ner_tiny", "ner_conll", "translation_tiny", "translation_multi30k", "qa_tiny",
+                                     "qa_squad_minilm"]  # fmt: skip
 
 
 def test_every_listed_file_exists_and_no_task_file_is_unlisted():
@@ -84,10 +85,12 @@ def test_strip_leaves_a_project_whose_tests_pass(tmp_path):
 
     result = run_strip(project, "--keep", "text_classification")
     assert result.returncode == 0, result.stderr
-    assert "Removed tasks ['language_modeling', 'question_answering', 'token_classification']" in result.stdout
+    assert (
+        "Removed tasks ['language_modeling', 'question_answering', 'seq2seq', 'token_classification']" in result.stdout
+    )
     assert not (project / "src/nlp_template/models/token_classifier.py").exists()
     assert json.loads((project / ".stripped.json").read_text())["removed"] == [
-        "language_modeling", "question_answering", "token_classification"]  # fmt: skip
+        "language_modeling", "question_answering", "seq2seq", "token_classification"]  # fmt: skip
     again = run_strip(project, "--keep", "text_classification")
     assert again.returncode == 0 and again.stdout.startswith("Nothing to remove")
 

@@ -88,6 +88,21 @@ TASKS: dict[str, dict] = {
             "experiment": ["lm_tiny", "lm_text_files", "shakespeare_char"],
         },
     },
+    "seq2seq": {
+        "files": [
+            f"{SRC}/data/seq2seq.py",
+            f"{SRC}/data/parallel.py",
+            f"{SRC}/data/samples/translation.py",
+            f"{SRC}/models/seq2seq.py",
+            "conf/data/common/seq2seq.yaml",
+            "tests/test_seq2seq.py",
+        ],
+        "configs": {
+            "data": ["sample_translation", "parallel_files", "translation_files", "multi30k"],
+            "model": ["seq2seq"],
+            "experiment": ["translation_tiny", "translation_multi30k"],
+        },
+    },
     "question_answering": {
         "files": [
             f"{SRC}/data/question_answering.py",

@@ -17,7 +17,7 @@ import lightning as L
 from lightning.pytorch.trainer.states import TrainerFn
 
 from nlp_template.models.generation import generate
-from nlp_template.utils.logger_adapters import adapter_for
+from nlp_template.utils.logger_adapters import log_samples
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +92,4 @@ class GenerationSamples(L.Callback):
                 handle.write(text)
         columns = ["prompt", "greedy", "sampled"]
         rows = [[sample[column] for column in columns] for sample in samples]
-        for adapter in map(adapter_for, trainer.loggers):
-            if adapter.prefers_tables:  # W&B: a column per continuation, instead of the markdown
-                adapter.log_table("samples", columns, rows, step)
-            else:  # TensorBoard renders the markdown; MLflow keeps it as samples/step_NNNNNNN.md
-                adapter.log_text("samples", text, step)
+        log_samples(trainer.loggers, "samples", columns, rows, text, step)

@@ -54,6 +54,7 @@ class TaskModule(L.LightningModule):
 
     pipeline_task: ClassVar[str | None] = None  # `transformers.pipeline` task of the Hugging Face export
     graph_outputs: ClassVar[tuple[str, ...]] = ("logits",)  # network output fields an exported graph returns
+    export_format: ClassVar[str] = "onnx"  # the export the run summary suggests (`hf` where no graph holds the task)
 
     def __init__(
         self, optimizer: Callable[..., Optimizer] | None = None, scheduler: Callable[..., Any] | None = None

@@ -249,3 +249,13 @@ def resume_settings(entry_target: str, run_id: str | None) -> dict[str, Any]:
 def needs_wandb_offline_fallback(entry_target: str) -> bool:
     """True for W&B logger entries: without an API key they must log offline (decided before they are built)."""
     return _entry_match(entry_target)[1].wandb_offline_fallback
+
+
+def log_samples(loggers: Iterable[Any], key: str, columns: list[str], rows: list[list[str]], text: str,
+                step: int) -> None:  # fmt: skip
+    """Generated samples to every logger: a table where it prefers tables (W&B), else the markdown `text`."""
+    for adapter in map(adapter_for, loggers):
+        if adapter.prefers_tables:  # W&B: a column per field, instead of the markdown
+            adapter.log_table(key, columns, rows, step)
+        else:  # TensorBoard renders the markdown; MLflow keeps it as <key>/step_NNNNNNN.md
+            adapter.log_text(key, text, step)

@@ -19,6 +19,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+import hydra
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
@@ -58,9 +59,18 @@ def run_summary(cfg: DictConfig, metrics: dict[str, Any]) -> str:
             "  next:",
             f"    nlp-eval ckpt_path={path}",
             f"    nlp-predict ckpt_path={path} input=<file.txt|.jsonl|.csv> output=predictions.jsonl",
-            f"    nlp-export ckpt_path={path} format=onnx",
+            f"    nlp-export ckpt_path={path} format={_export_format(cfg)}",
         ]
     return "\n".join(lines)
+
+
+def _export_format(cfg: DictConfig) -> str:
+    """The export the task suggests (`TaskModule.export_format`: onnx, or hf where a graph cannot hold the task)."""
+    target = OmegaConf.select(cfg, "model._target_")
+    try:
+        return getattr(hydra.utils.get_class(target), "export_format", "onnx") if target else "onnx"
+    except Exception:  # noqa: BLE001 - a summary line is not worth failing a finished run
+        return "onnx"
 
 
 def _last_checkpoint(cfg: DictConfig) -> str | None:

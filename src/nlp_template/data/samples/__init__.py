@@ -9,5 +9,6 @@ from nlp_template.data.samples.pairs import PairSamples
 from nlp_template.data.samples.qa import QASamples
 from nlp_template.data.samples.reviews import ReviewSamples
 from nlp_template.data.samples.sentiment import SentimentSamples
+from nlp_template.data.samples.translation import TranslationSamples
 
-__all__ = ["EntitySamples", "PairSamples", "QASamples", "ReviewSamples", "SentimentSamples"]
+__all__ = ["EntitySamples", "PairSamples", "QASamples", "ReviewSamples", "SentimentSamples", "TranslationSamples"]
