@@ -32,6 +32,8 @@ EXPERIMENTS = {
     "multilabel_tiny": ("multi-label classification (praised aspects)", "test/f1_micro", None),
     "qa_tiny": ("extractive question answering", "test/f1", None),
     "qa_squad_minilm": ("SQuAD v1.1 article, MiniLM fine-tuned", "test/f1", "squad_sample"),
+    "translation_tiny": ("translation (invented language, known answer)", "test/bleu", None),
+    "translation_multi30k": ("Multi30k en->de, small T5 from scratch", "val/bleu", "multi30k"),
 }
 # Only the experiments this project has (`make strip` removes tasks with their experiments).
 EXPERIMENTS = {

@@ -46,6 +46,6 @@ CASES = [
          r"^train row 1: the translation has no 'fr' \(it has \['de', 'en'\]\); set data.source_lang and"
          r" data.target_lang$"),
     Case("seq2seq-unknown-metric", "train", [*TRANSLATION, "model.metric=chrf"],
-         r"^model.metric=chrf is not one of bleu, rouge$"),
+         r"^model.metric=chrf is not one of bleu, rougeL$"),
 ]
 # fmt: on

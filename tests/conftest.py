@@ -50,16 +50,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     removed = set(STRIPPED.get("removed", []))
     if not removed:
         return
-    configs = STRIPPED.get("configs", {})
+    configs = {group: names for group, names in STRIPPED.get("configs", {}).items() if names}
     names = {name for group in configs.values() for name in group}
-    pattern = re.compile(rf"\b({'|'.join(configs)})=({'|'.join(map(re.escape, names))})\b")
+    groups, choices = "|".join(map(re.escape, configs)), "|".join(map(re.escape, names))
+    pattern = re.compile(rf"\b({groups})=({choices})\b") if names else None
     kept, dropped = [], []
     for item in items:
         marker = item.get_closest_marker("task")
         params = getattr(getattr(item, "callspec", None), "params", {})
         text = repr(params)
         values = set(map(str, params.values()))
-        needs = (marker and removed & set(marker.args)) or pattern.search(text) or names & values
+        needs = (marker and removed & set(marker.args)) or (pattern and pattern.search(text)) or names & values
         (dropped if needs else kept).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)

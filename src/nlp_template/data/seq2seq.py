@@ -128,7 +128,8 @@ class Seq2SeqDataModule(TokenizedDataModule):
         Written into the trained tokenizer (not appended by this module), so the run's saved tokenizer, and the HF
         export's, feed the model exactly as training did: `model.generate(**tokenizer(text, return_tensors="pt"))`.
         """
-        tokenizer = super().make_tokenizer(texts, data_key)
+        # The prefix is part of the texts the tokenizer learns from, so part of its cache key.
+        tokenizer = super().make_tokenizer(texts, f"{data_key}|prefix={self.source_prefix!r}")
         if not self.tokenizer_name and not _ends_with_eos(tokenizer):
             eos = tokenizer.eos_token
             tokenizer.backend_tokenizer.post_processor = processors.TemplateProcessing(
@@ -164,12 +165,20 @@ class Seq2SeqDataModule(TokenizedDataModule):
         return ids, [bool(encoding.overflowing) for encoding in encoded.encodings]
 
     def _adds_eos(self) -> bool:
-        """Whether the tokenizer ends its encodings with end-of-sequence (T5, BART, Marian and trained ones do)."""
+        """Whether the tokenizer ends its encodings with end-of-sequence (T5, BART and trained ones do)."""
         return _ends_with_eos(self.tokenizer)
 
     def collator(self) -> DataCollatorForSeq2Seq:
         """Pad sources with the pad token and labels with -100 (the model builds its decoder inputs from them)."""
         return DataCollatorForSeq2Seq(self.tokenizer, label_pad_token_id=IGNORE, pad_to_multiple_of=self.pad_multiple())
+
+    def log_truncation(self) -> None:
+        """Warn how many pairs of each split were cut (source to `max_length` or target to `max_target_length`)."""
+        for split, stat in self.stats.items():
+            if stat.get("truncated"):
+                log.warning("%s: %d of %d pairs were truncated (source to max_length=%d or target to"
+                            " max_target_length=%d tokens)", split, stat["truncated"], stat["examples"],
+                            self.max_length, self.max_target_length)  # fmt: skip
 
     def inference_settings(self) -> dict[str, Any]:
         """Source length, prefix and target length."""

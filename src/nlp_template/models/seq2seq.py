@@ -1,12 +1,13 @@
-"""`Seq2SeqLM`: a LightningModule around `AutoModelForSeq2SeqLM` (T5, BART, Marian, ... pretrained or from a config).
+"""`Seq2SeqLM`: a LightningModule around `AutoModelForSeq2SeqLM` (T5, BART, ... pretrained or from a config).
 
 Training minimises the decoder's teacher-forced cross-entropy over the target tokens (padding is -100, skipped).
 Validation and test report that loss as a token-weighted mean over the split (`ExactMean`) and, by generating from
 every source (`generation.num_beams`, `generation.max_new_tokens`), a corpus metric on the decoded texts:
-`metric: bleu` (sacreBLEU, 13a tokenization, 0-100) or `metric: rouge` (ROUGE-1/2/L F-measure, 0-100). Both are
-torchmetrics metrics whose states are n-gram counts or per-sentence scores, summed or gathered over DDP ranks, so
-they equal a single process's. A few (source, reference, generated) triples of each validation during training go
-to `<run dir>/samples.md` and the loggers.
+`metric: bleu` (sacreBLEU, 13a tokenization, 0-100) or `metric: rougeL` (ROUGE-L, with ROUGE-1 and ROUGE-2,
+F-measure, 0-100; `metrics/generation.py`). Their states are n-gram counts or sums of per-sentence scores, summed
+over DDP ranks, so they equal a single process's. References are the decoded `labels` (cut at
+`max_target_length`), as in the Hugging Face examples. A few (source, reference, generated) triples of each
+validation during training go to `<run dir>/samples.md` and the loggers.
 """
 
 from __future__ import annotations
@@ -19,25 +20,16 @@ from typing import Any
 import torch
 from lightning.pytorch.trainer.states import TrainerFn
 from torch.optim import Optimizer
-from torchmetrics import Metric
 from transformers import AutoModelForSeq2SeqLM
 
+from nlp_template.metrics.generation import ROUGE_KEYS, text_metric
 from nlp_template.models.base import TaskModule
 from nlp_template.utils.errors import UserInputError
 from nlp_template.utils.logger_adapters import log_samples
 
 log = logging.getLogger(__name__)
-METRICS = ("bleu", "rouge")
+METRICS = ("bleu", "rougeL")
 GENERATION = {"num_beams": 1, "max_new_tokens": None, "on_validation": True, "samples": 3}
-
-
-def text_metric(name: str) -> Metric:
-    """The corpus metric `name` (`bleu` or `rouge`) as a torchmetrics metric (no extra dependency)."""
-    from torchmetrics.text import ROUGEScore, SacreBLEUScore
-
-    if name == "bleu":
-        return SacreBLEUScore(tokenize="13a")
-    return ROUGEScore(rouge_keys=("rouge1", "rouge2", "rougeL"))
 
 
 class Seq2SeqLM(TaskModule):
@@ -47,7 +39,8 @@ class Seq2SeqLM(TaskModule):
         backbone: Hub id or local directory of the model (or of its config when `pretrained` is false).
         pretrained: load the backbone's weights; false builds the network with random weights.
         config: config fields to set or override, e.g. a small BART `{model_type: bart, d_model: 256, ...}`.
-        metric: `bleu` (translation) or `rouge` (summarization), computed on generated text.
+        metric: `bleu` (translation) or `rougeL` (summarization; ROUGE-1/2 logged too), on generated text; the
+            logged name, so `monitor.metric: val/${model.metric}` follows it.
         generation: `num_beams`, `max_new_tokens` (None: the data's `max_target_length`), `on_validation` (false:
             generation metrics on the test split only) and `samples` (triples logged per validation).
         vocab_size: tokenizer vocabulary size (given by the data module).
@@ -58,6 +51,7 @@ class Seq2SeqLM(TaskModule):
         optimizer: partial optimizer, called with the parameter groups.
         scheduler: partial scheduler, called with the optimizer and `num_training_steps`.
         backbone_config: the network's full config; set automatically and used when loading a checkpoint.
+        generation_config: the network's generation settings; set automatically, restored with a checkpoint.
         gradient_checkpointing: recompute activations in the backward pass.
         compile: `torch.compile` the network with dynamic shapes.
     """
@@ -82,6 +76,7 @@ class Seq2SeqLM(TaskModule):
         optimizer: Callable[..., Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
         backbone_config: dict[str, Any] | None = None,
+        generation_config: dict[str, Any] | None = None,
         gradient_checkpointing: bool = False,
         compile: bool = False,
     ) -> None:
@@ -98,13 +93,30 @@ class Seq2SeqLM(TaskModule):
         if not pretrained:  # a pretrained model keeps its own start token (T5: pad, BART: </s>)
             settings.update(decoder_start_token_id=pad_token_id)
         self.network = self.hf_network(AutoModelForSeq2SeqLM, settings)
-        # Saved with the HF export (generation_config.json): `generate()` there decodes as validation did.
-        self.network.generation_config.update(num_beams=self.generation["num_beams"],
-                                              max_new_tokens=self.generation["max_new_tokens"])  # fmt: skip
+        self._restore_generation_config()
         self.metric_name = metric
         self.text_metrics = torch.nn.ModuleDict({stage: text_metric(metric) for stage in ("val", "test")})
         self._samples: list[list[str]] = []
         self.setup_network(gradient_checkpointing, compile)
+
+    def _restore_generation_config(self) -> None:
+        """The network's generation settings: a checkpoint's as saved, else the backbone's with ours on top.
+
+        transformers 5 keeps generation settings out of `config.to_dict()`, so a network rebuilt from the saved
+        config would lose a pretrained backbone's (BART-CNN's `min_length`, `no_repeat_ngram_size`, ...): they are
+        kept in the hyperparameters. They also go into the HF export's `generation_config.json`, so `generate()` there
+        decodes as validation did.
+        """
+        from transformers import GenerationConfig
+
+        saved = self.hparams.get("generation_config")
+        if saved:
+            self.network.generation_config = GenerationConfig.from_dict(saved)
+            return
+        config = self.network.generation_config
+        config.update(num_beams=self.generation["num_beams"], max_new_tokens=self.generation["max_new_tokens"])
+        config.max_length = None  # max_new_tokens rules; both set makes every generate() call warn
+        self.hparams["generation_config"] = config.to_dict()
 
     # ------------------------------------------------------------------------------------------------ evaluation
     def evaluate(self, batch: dict[str, torch.Tensor], stage: str) -> None:
@@ -127,9 +139,9 @@ class Seq2SeqLM(TaskModule):
         metric = self.text_metrics[stage]
         value = metric.compute()
         scores = {"bleu": value} if self.metric_name == "bleu" else {
-            key: value[f"{key}_fmeasure"] for key in ("rouge1", "rouge2", "rougeL")}  # fmt: skip
+            key: value[f"{key}_fmeasure"] for key in ROUGE_KEYS}  # fmt: skip
         for key, score in scores.items():
-            self.log(f"{stage}/{key}", score.float() * 100, prog_bar=stage == "val" and key in ("bleu", "rougeL"))
+            self.log(f"{stage}/{key}", score.float() * 100, prog_bar=stage == "val" and key == self.metric_name)
         metric.reset()
         if stage == "val":
             self._write_samples()
@@ -179,7 +191,14 @@ class Seq2SeqLM(TaskModule):
         return [text.strip() for text in tokenizer.batch_decode(ids.tolist(), skip_special_tokens=True)]
 
     def tokenizer(self) -> Any:
-        """The run's tokenizer (loaded once from `tokenizer_path`)."""
+        """The run's tokenizer: the attached data module's, else loaded once from `tokenizer_path`.
+
+        The data module's first: `nlp-eval` of a run directory that was moved finds the tokenizer beside the
+        checkpoint (`inference/checkpoints.py`), where the recorded absolute path no longer exists.
+        """
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        if getattr(datamodule, "tokenizer", None) is not None:
+            return datamodule.tokenizer
         if getattr(self, "_tokenizer", None) is None:
             from transformers import AutoTokenizer
 
