@@ -101,6 +101,12 @@ def test_nan_loss_stops_with_a_hint():
         NonFiniteLoss().on_before_backward(trainer, model, loss)
     with pytest.raises(UserInputError, match="nonfinite_loss.action=maybe is not one of stop, skip"):
         NonFiniteLoss(action="maybe")
+    skipping = NonFiniteLoss(action="skip", max_skipped=1)
+    skipping.on_before_backward(trainer, model, loss)
+    resumed = NonFiniteLoss(action="skip", max_skipped=1)
+    resumed.load_state_dict(skipping.state_dict())  # the count travels in checkpoints
+    with pytest.raises(UserInputError, match=r"NaN/inf in 2 batches .*max_skipped=1"):
+        resumed.on_before_backward(trainer, model, loss)
 
 
 def test_entry_points_print_one_line_and_exit_1(capsys):

@@ -74,6 +74,14 @@ class NonFiniteLoss(L.Callback):
                         parameter.grad = None
             self._drop_gradients = False
 
+    def state_dict(self) -> dict[str, int]:
+        """Saved in checkpoints: a resumed run keeps counting towards `max_skipped` where it left off."""
+        return {"skipped_steps": self.skipped_steps}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        """Restore the count of skipped batches."""
+        self.skipped_steps = int(state_dict.get("skipped_steps", 0))
+
     def summary(self) -> dict[str, int]:
         """For metrics.json: how many updates were left out."""
         return {"skipped_steps": self.skipped_steps}
