@@ -9,8 +9,6 @@ artifact).
 
 from __future__ import annotations
 
-import logging
-from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -18,8 +16,6 @@ from lightning.pytorch.trainer.states import TrainerFn
 
 from nlp_template.models.generation import generate
 from nlp_template.utils.logger_adapters import log_samples
-
-log = logging.getLogger(__name__)
 
 
 class GenerationSamples(L.Callback):
@@ -61,7 +57,7 @@ class GenerationSamples(L.Callback):
             return
         tokenizer = trainer.datamodule.tokenizer
         samples = [self.generate(pl_module, tokenizer, prompt) for prompt in self._prompt_ids(trainer, tokenizer)]
-        self._log(trainer, samples)
+        log_samples(trainer, samples)
 
     def _prompt_ids(self, trainer: L.Trainer, tokenizer: Any) -> list[list[int]]:
         if self.prompts:
@@ -78,18 +74,3 @@ class GenerationSamples(L.Callback):
         positions = getattr(pl_module.network.config, "max_position_embeddings", None)
         shown = prompt[-(positions - 1) :] if positions else prompt
         return {"prompt": tokenizer.decode(shown), "greedy": greedy, "sampled": sampled}
-
-    def _log(self, trainer: L.Trainer, samples: list[dict[str, str]]) -> None:
-        step = trainer.global_step
-        lines = [f"## step {step}\n"]
-        for sample in samples:
-            lines += [f"**prompt** `{sample['prompt']!r}`\n", f"- greedy: `{sample['greedy']!r}`",
-                      f"- sampled: `{sample['sampled']!r}`\n"]  # fmt: skip
-        text = "\n".join(lines) + "\n"
-        log.info("Generated at step %d: %r -> %r", step, samples[0]["prompt"], samples[0]["greedy"])
-        if trainer.default_root_dir:
-            with open(Path(trainer.default_root_dir) / "samples.md", "a") as handle:
-                handle.write(text)
-        columns = ["prompt", "greedy", "sampled"]
-        rows = [[sample[column] for column in columns] for sample in samples]
-        log_samples(trainer.loggers, "samples", columns, rows, text, step)

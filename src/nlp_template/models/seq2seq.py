@@ -12,9 +12,7 @@ validation during training go to `<run dir>/samples.md` and the loggers.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -27,7 +25,6 @@ from nlp_template.models.base import TaskModule
 from nlp_template.utils.errors import UserInputError
 from nlp_template.utils.logger_adapters import log_samples
 
-log = logging.getLogger(__name__)
 METRICS = ("bleu", "rougeL")
 GENERATION = {"num_beams": 1, "max_new_tokens": None, "on_validation": True, "samples": 3}
 
@@ -96,7 +93,7 @@ class Seq2SeqLM(TaskModule):
         self._restore_generation_config()
         self.metric_name = metric
         self.text_metrics = torch.nn.ModuleDict({stage: text_metric(metric) for stage in ("val", "test")})
-        self._samples: list[list[str]] = []
+        self._samples: list[dict[str, str]] = []
         self.setup_network(gradient_checkpointing, compile)
 
     def _restore_generation_config(self) -> None:
@@ -130,7 +127,8 @@ class Seq2SeqLM(TaskModule):
         self.text_metrics[stage].update(generated, [[reference] for reference in references])
         if stage == "val" and len(self._samples) < self.generation["samples"]:
             sources = self.decode(batch["input_ids"])
-            self._samples += [list(row) for row in zip(sources, references, generated, strict=True)]
+            rows = zip(sources, references, generated, strict=True)
+            self._samples += [{"source": s, "reference": r, "generated": g} for s, r, g in rows]
 
     def log_epoch(self, stage: str) -> None:
         """The split's BLEU or ROUGE (0-100) from the summed states of every rank; samples after a validation."""
@@ -154,16 +152,7 @@ class Seq2SeqLM(TaskModule):
             return
         if trainer.state.fn != TrainerFn.FITTING:
             return
-        step = trainer.global_step
-        lines = [f"## step {step}\n"]
-        for source, reference, generated in samples:
-            lines += [f"**source** `{source!r}`\n", f"- reference: `{reference!r}`", f"- generated: `{generated!r}`\n"]
-        text = "\n".join(lines) + "\n"
-        log.info("Generated at step %d: %r -> %r", step, samples[0][0], samples[0][2])
-        if trainer.default_root_dir:
-            with open(Path(trainer.default_root_dir) / "samples.md", "a") as handle:
-                handle.write(text)
-        log_samples(trainer.loggers, "samples", ["source", "reference", "generated"], samples, text, step)
+        log_samples(trainer, samples)
 
     # ------------------------------------------------------------------------------------------------ generation
     @torch.no_grad()

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import functools
 import importlib
+import logging
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any, ClassVar
 
 
@@ -251,11 +253,26 @@ def needs_wandb_offline_fallback(entry_target: str) -> bool:
     return _entry_match(entry_target)[1].wandb_offline_fallback
 
 
-def log_samples(loggers: Iterable[Any], key: str, columns: list[str], rows: list[list[str]], text: str,
-                step: int) -> None:  # fmt: skip
-    """Generated samples to every logger: a table where it prefers tables (W&B), else the markdown `text`."""
-    for adapter in map(adapter_for, loggers):
+def log_samples(trainer: Any, samples: list[dict[str, str]]) -> None:
+    """Generated samples (dicts with the same keys; the first key heads each sample) at the trainer's step.
+
+    Appended as markdown to `<run dir>/samples.md` and sent to every logger: a table where it prefers tables (W&B),
+    else the markdown (TensorBoard renders it; MLflow keeps it as samples/step_NNNNNNN.md).
+    """
+    step, columns = trainer.global_step, list(samples[0])
+    lines = [f"## step {step}\n"]
+    for sample in samples:
+        head, *rest = columns
+        lines += [f"**{head}** `{sample[head]!r}`\n", *(f"- {key}: `{sample[key]!r}`" for key in rest), ""]
+    text = "\n".join(lines) + "\n"
+    logging.getLogger(__name__).info("Generated at step %d: %r -> %r", step, samples[0][columns[0]],
+                                     samples[0][columns[-1]])  # fmt: skip
+    if trainer.default_root_dir:
+        with open(Path(trainer.default_root_dir) / "samples.md", "a") as handle:
+            handle.write(text)
+    rows = [[sample[column] for column in columns] for sample in samples]
+    for adapter in map(adapter_for, trainer.loggers):
         if adapter.prefers_tables:  # W&B: a column per field, instead of the markdown
-            adapter.log_table(key, columns, rows, step)
-        else:  # TensorBoard renders the markdown; MLflow keeps it as <key>/step_NNNNNNN.md
-            adapter.log_text(key, text, step)
+            adapter.log_table("samples", columns, rows, step)
+        else:
+            adapter.log_text("samples", text, step)
