@@ -94,7 +94,16 @@ def test_eval_config_composes(make_cfg):
 
 
 # Data configs whose source needs a file: a stand-in path (instantiating reads nothing).
-FILE_SOURCES = {"files", "conll", "text_files", "squad", "parallel_files", "translation_files"}
+FILE_SOURCES = {
+    "files",
+    "conll",
+    "text_files",
+    "squad",
+    "parallel_files",
+    "translation_files",
+    "mlm_text_files",
+    "choice_files",
+}
 
 
 @pytest.mark.parametrize("option", options("data"))
@@ -111,13 +120,18 @@ def test_model_configs_instantiate(make_cfg, option, request):
     if "pretrained" in option:  # needs a real model on disk
         overrides.append(f"model.backbone={request.getfixturevalue('minilm')}")
     data = {"vocab_size": 30522, "pad_token_id": 0}
-    if option in ("causal_lm", "seq2seq"):  # generative: no label head, an output over the vocabulary
-        lm_data = "data=sample_text" if option == "causal_lm" else "data=sample_translation"
-        model = hydra.utils.instantiate(make_cfg([*overrides, lm_data]).model, _convert_="all", **data)
+    lm_data = {"causal_lm": "data=sample_text", "seq2seq": "data=sample_translation",
+               "masked_lm": "data=mlm_sample_text"}  # fmt: skip
+    if option in lm_data:  # language models: no label head, an output over the vocabulary
+        model = hydra.utils.instantiate(make_cfg([*overrides, lm_data[option]]).model, _convert_="all", **data)
         assert model.network.config.vocab_size == 30522
         return
     cfg = make_cfg(overrides).model
-    model = hydra.utils.instantiate(cfg, _convert_="all", **accepted(cfg, {"id2label": {0: "neg", 1: "pos"}, **data}))
+    facts = {"id2label": {0: "neg", 1: "pos"}, "num_choices": 4, **data}
+    model = hydra.utils.instantiate(cfg, _convert_="all", **accepted(cfg, facts))
+    if option == "multiple_choice":  # one score per (context, ending) pair
+        assert model.network.classifier.out_features == 1
+        return
     assert isinstance(model, L.LightningModule)
     head = model.network.head if option.startswith("rnn") else getattr(model.network, "classifier", None)
     assert (head or model.network.qa_outputs).out_features == 2  # two classes, or the start and end of an answer

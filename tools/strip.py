@@ -103,6 +103,35 @@ TASKS: dict[str, dict] = {
             "experiment": ["translation_tiny", "translation_multi30k"],
         },
     },
+    "masked_lm": {
+        "files": [
+            f"{SRC}/data/masked_lm.py",
+            f"{SRC}/data/masking.py",
+            f"{SRC}/data/language_modeling.py",
+            f"{SRC}/data/samples/sentiment.py",
+            f"{SRC}/models/masked_lm.py",
+            "bench/mlm_domain_adaptation.py",
+            "tests/test_mlm.py",
+        ],
+        "configs": {
+            "data": ["mlm_sample_text", "mlm_text_files"],
+            "model": ["masked_lm"],
+            "experiment": ["mlm_tiny"],
+        },
+    },
+    "multiple_choice": {
+        "files": [
+            f"{SRC}/data/multiple_choice.py",
+            f"{SRC}/data/samples/choices.py",
+            f"{SRC}/models/multiple_choice.py",
+            "tests/test_multiple_choice.py",
+        ],
+        "configs": {
+            "data": ["sample_choices", "choice_files"],
+            "model": ["multiple_choice"],
+            "experiment": ["choices_tiny"],
+        },
+    },
     "question_answering": {
         "files": [
             f"{SRC}/data/question_answering.py",

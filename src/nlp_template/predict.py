@@ -42,7 +42,7 @@ def predict(cfg: DictConfig) -> list[dict[str, Any]]:
     datamodule = run.datamodule(cfg.get("data"))
     columns = datamodule.prediction_columns()
     hints = {column: key for key, column in datamodule.columns().items()}
-    records = read_records(cfg.input, columns, hints)
+    records = read_records(cfg.input, columns, hints, datamodule.string_columns())
     kept = [record for record in records if any(str(record[column]).strip() for column in columns)]
     if len(kept) < len(records):
         log.info("Skipped %d empty line(s)", len(records) - len(kept))

@@ -106,12 +106,12 @@ class ThroughputMonitor(L.Callback):
         if self._start is None:
             _synchronize(pl_module.device)
             self._start = time.perf_counter()
-        mask = batch["attention_mask"]
-        size, length = mask.shape
-        self._samples += size
-        self._padded += size * length
+        mask = batch["attention_mask"]  # (examples, [choices,] tokens): multiple choice runs choices x sequences
+        length, sequences = mask.shape[-1], mask.numel() // mask.shape[-1]
+        self._samples += mask.shape[0]
+        self._padded += mask.numel()
         self._real = self._real + mask.sum()
-        self._flops += size * self.flops_per_example(pl_module.network, length)
+        self._flops += sequences * self.flops_per_example(pl_module.network, length)
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int

@@ -87,23 +87,26 @@ class LanguageModelingDataModule(TokenizedDataModule):
         return {"input_ids": [row + separator for row in ids]}
 
     def tokenize(self, raw: DatasetDict) -> tuple[DatasetDict, dict]:
-        """One token stream per split, cut into blocks of `block_size` tokens."""
+        """One token stream per split (every column `encode` writes, token-aligned), cut into blocks."""
         streams = {}
         for split, data in raw.items():
             encoded = data.map(self.encode, batched=True, remove_columns=data.column_names,
                                desc=f"Tokenizing {split}", fn_kwargs={"split": split})  # fmt: skip
-            streams[split] = _concatenate(encoded["input_ids"])
+            streams[split] = {column: _concatenate(encoded[column]) for column in encoded.column_names}
         if "validation" not in streams:
-            cut = int(round(len(streams["train"]) * (1 - self.validation_fraction)))
-            streams["validation"], streams["train"] = streams["train"][cut:], streams["train"][:cut]
+            cut = int(round(len(streams["train"]["input_ids"]) * (1 - self.validation_fraction)))
+            train = streams["train"]
+            streams["validation"] = {column: stream[cut:] for column, stream in train.items()}
+            streams["train"] = {column: stream[:cut] for column, stream in train.items()}
         for split, stream in streams.items():
-            if len(stream) < 2:
+            if len(stream["input_ids"]) < 2:
                 raise UserInputError(
-                    f"the {split} split has {len(stream)} token(s); it needs at least 2. Give it more text"
-                    " (or lower data.validation_fraction)"
+                    f"the {split} split has {len(stream['input_ids'])} token(s); it needs at least 2. Give it more"
+                    " text (or lower data.validation_fraction)"
                 )
-        splits = DatasetDict({split: self._blocks(stream) for split, stream in streams.items()})
-        stats = {split: {"tokens": len(stream), "blocks": splits[split].num_rows} for split, stream in streams.items()}
+        splits = DatasetDict({split: self.blocks(stream, split) for split, stream in streams.items()})
+        stats = {split: {"tokens": len(stream["input_ids"]), "blocks": splits[split].num_rows}
+                 for split, stream in streams.items()}  # fmt: skip
         return splits, stats
 
     def _separator(self, tokenizer: PreTrainedTokenizerBase) -> list[int]:
@@ -114,10 +117,10 @@ class LanguageModelingDataModule(TokenizedDataModule):
             raise UserInputError("data.eos_between_documents=true needs a tokenizer with an eos (or sep) token")
         return [eos]
 
-    def _blocks(self, stream: np.ndarray) -> Dataset:
+    def blocks(self, stream: dict[str, np.ndarray], split: str) -> Dataset:
         """Consecutive blocks of `block_size` tokens; the last one may be shorter (kept if it has 2 tokens)."""
-        starts = range(0, len(stream), self.block_size)
-        blocks = [stream[start : start + self.block_size] for start in starts]
+        ids = stream["input_ids"]
+        blocks = [ids[start : start + self.block_size] for start in range(0, len(ids), self.block_size)]
         if len(blocks[-1]) < 2:  # a single token has no next token to predict
             blocks.pop()
         return Dataset.from_dict({"input_ids": blocks, "length": [len(block) for block in blocks]})
@@ -139,6 +142,7 @@ def _pad_with_eos(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase
 
 
 def _concatenate(rows: list[list[int]]) -> np.ndarray:
+    """The rows one after the other, as one int64 array."""
     lengths = [len(row) for row in rows]
     return np.fromiter((token for row in rows for token in row), dtype=np.int64, count=sum(lengths))
 

@@ -79,8 +79,8 @@ class Seq2SeqDataModule(TokenizedDataModule):
         return [self.source_column]
 
     def string_columns(self) -> list[str]:
-        """Sources and targets are texts."""
-        return [] if self.translation_column else [self.source_column, self.target_column]
+        """Sources and targets are texts (checked where present: the translation layout's files have neither)."""
+        return [self.source_column, self.target_column]
 
     def clean_split(self, split: str, data: Dataset) -> Dataset:
         """Flatten the translation layout; refuse (or drop, with `drop_missing_labels`) rows missing a side."""

@@ -32,8 +32,8 @@ def held_out_batch(datamodule: Any, size: int) -> dict[str, torch.Tensor]:
     rows = dataset.select(range(min(size, len(dataset))))
     batch = datamodule.collate_inputs([dict(row) for row in rows])  # model inputs only, padded as in training
     mask = batch["attention_mask"]
-    if bool(mask.all()) and mask.shape[1] > 1:  # equal lengths (language-model blocks): pad every other row's tail
-        mask[1::2, mask.shape[1] // 2 :] = 0  # so the check covers the padded path real inputs take
+    if bool(mask.all()) and mask.shape[-1] > 1:  # equal lengths (language-model blocks): pad every other row's tail
+        mask[1::2, ..., mask.shape[-1] // 2 :] = 0  # so the check covers the padded path real inputs take
     return batch
 
 
@@ -73,7 +73,7 @@ def latency_table(
         sized = repeat_to(batch, size)
         eager = median_ms(lambda inputs=sized: pytorch(inputs), repeats)
         static = median_ms(lambda inputs=sized: exported(inputs), repeats)
-        rows.append({"batch_size": size, "sequence_length": int(sized["input_ids"].shape[1]), "pytorch_ms": eager,
+        rows.append({"batch_size": size, "sequence_length": int(sized["input_ids"].shape[-1]), "pytorch_ms": eager,
                      "export_ms": static, "speedup": eager / static})  # fmt: skip
     return rows
 

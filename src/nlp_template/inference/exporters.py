@@ -2,9 +2,9 @@
 
 Both take the task's `GraphModule` (`models/graph.py`): the network with named tensor inputs (`input_ids`,
 `attention_mask`, and `token_type_ids` where the model was trained with them) and the outputs the task names
-(`TaskModule.graph_outputs`, e.g. `logits`, or `start_logits` and `end_logits`). Batch and sequence axes stay
-dynamic: the graph is captured on a padded 2 x 8 example and `export_check.py` verifies it on a held-out batch of
-another shape.
+(`TaskModule.graph_outputs`, e.g. `logits`, or `start_logits` and `end_logits`). Every input axis stays dynamic
+(`TaskModule.graph_axes`: batch and sequence, and the choices of multiple choice): the graph is captured on a padded
+2 x 8 example and `export_check.py` verifies it on a held-out batch of another shape.
 
 ONNX uses `torch.export` (the exporter PyTorch recommends) and falls back to the TorchScript-based exporter for
 what `torch.export` cannot capture yet, such as `pack_padded_sequence` in the recurrent classifier.
@@ -48,10 +48,10 @@ def example_inputs(batch: dict[str, torch.Tensor], names: list[str]) -> tuple[to
     Neither axis is 1 (which `torch.export` would specialise) nor the shape of the verification batch, and the
     padding matters: traced on an all-ones mask, a transformer drops its masking code as a constant branch.
     """
-    length = min(8, batch["input_ids"].shape[1])
-    example = {name: value[:, :length].clone() for name, value in repeat_to(batch, 2).items() if name in names}
+    length = min(8, batch["input_ids"].shape[-1])
+    example = {name: value[..., :length].clone() for name, value in repeat_to(batch, 2).items() if name in names}
     if length > 1:
-        example["attention_mask"][1, max(1, length // 2) :] = 0
+        example["attention_mask"][1, ..., max(1, length // 2) :] = 0
     return tuple(example[name] for name in names)
 
 
@@ -71,7 +71,7 @@ def write_onnx(module: GraphModule, example: tuple[torch.Tensor, ...], directory
     if exporter not in ONNX_EXPORTERS:
         raise UserInputError(f"unknown onnx exporter '{exporter}'; use one of {list(ONNX_EXPORTERS)}")
     path = directory / "model.onnx"
-    axes = {name: {0: "batch", 1: "sequence"} for name in module.input_names}
+    axes = {name: dict(enumerate(module.input_axes)) for name in module.input_names}
     external = parameter_bytes(module) > EXTERNAL_DATA_BYTES
     common = {"input_names": module.input_names, "output_names": module.output_names, "external_data": external}
     if exporter in ("auto", "dynamo"):

@@ -17,13 +17,16 @@ from nlp_template.utils.errors import UserInputError, listing
 __all__ = ["first_invalid_utf8_line", "read_records"]  # the UTF-8 check lived here before data/reader.py
 
 
-def read_records(path: str, columns: list[str], hints: dict[str, str] | None = None) -> list[dict[str, Any]]:
+def read_records(
+    path: str, columns: list[str], hints: dict[str, str] | None = None, text_columns: list[str] | None = None
+) -> list[dict[str, Any]]:
     """Records `{"line", <column>: value, ...}` from a data file or standard input (`-`, plain text).
 
     Plain text fills the first column, one record per line, and keeps empty lines as empty texts (callers decide
     what to do with them); it cannot hold several columns. Other formats need every column and keep the record's
     other fields too (e.g. an id); `hints` maps a column to the config key that names it, for the error message.
-    `columns` are text columns: each must hold a string (JSON null reads as an empty text).
+    `text_columns` (default: all of `columns`) must hold a string each (JSON null reads as an empty text); the
+    others (a list of endings) are read as they are.
     """
     suffix = "" if path == "-" else Path(path).suffix.lower()
     plain = suffix not in FORMATS or suffix == ".txt"  # no or another extension: one text per line, as before
@@ -33,7 +36,8 @@ def read_records(path: str, columns: list[str], hints: dict[str, str] | None = N
         file = Path(path).expanduser()
         if not file.is_file():
             raise UserInputError(f"input file not found: {file} (input=PATH, or input=- for standard input)")
-        table = read_table(file, path, text_columns=columns, noun="input", suffix=".txt" if plain else suffix)
+        texts = columns if text_columns is None else text_columns
+        table = read_table(file, path, text_columns=texts, noun="input", suffix=".txt" if plain else suffix)
     pairs = zip(table.rows, table.lines, strict=True)
     if plain:
         if len(columns) > 1:

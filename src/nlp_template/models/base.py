@@ -18,6 +18,7 @@ the task module (and its data module, `data/base.py`), never decided from a clas
   (`predict_records` runs the encode -> batch -> forward -> decode loop; a generating task overrides it);
 - `pipeline_task`: the `transformers.pipeline` task its Hugging Face export serves (None: none);
 - `graph_outputs`: the output names of its exported graph, taken from the network's output by name (`GraphModule`);
+- `graph_axes`: the names of the graph's input axes (`batch, sequence`; multiple choice adds `choices`);
 - `export_info()`: what an exported graph needs beside it (label names, ...).
 """
 
@@ -55,6 +56,7 @@ class TaskModule(L.LightningModule):
     pipeline_task: ClassVar[str | None] = None  # `transformers.pipeline` task of the Hugging Face export
     graph_outputs: ClassVar[tuple[str, ...]] = ("logits",)  # network output fields an exported graph returns
     export_format: ClassVar[str] = "onnx"  # the export the run summary suggests (`hf` where no graph holds the task)
+    graph_axes: ClassVar[tuple[str, ...]] = ("batch", "sequence")  # the input axes of an exported graph, all dynamic
 
     def __init__(
         self, optimizer: Callable[..., Optimizer] | None = None, scheduler: Callable[..., Any] | None = None
@@ -193,7 +195,7 @@ class TaskModule(L.LightningModule):
 
     def graph_module(self, input_names: list[str]) -> torch.nn.Module:
         """The network as an exportable graph: `input_names` in, `graph_outputs` out."""
-        return GraphModule(self.network, input_names, self.graph_outputs)
+        return GraphModule(self.network, input_names, self.graph_outputs, self.graph_axes)
 
     def export_info(self) -> dict[str, Any]:
         """What a program running an exported graph needs beside it (written to `export_info.json`)."""

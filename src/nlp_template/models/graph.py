@@ -15,8 +15,12 @@ class GraphModule(torch.nn.Module):
     output by name, so a new task needs no new wrapper.
     """
 
-    def __init__(self, network: torch.nn.Module, input_names: list[str], output_names: tuple[str, ...]) -> None:
+    def __init__(
+        self, network: torch.nn.Module, input_names: list[str], output_names: tuple[str, ...],
+        input_axes: tuple[str, ...] = ("batch", "sequence"),
+    ) -> None:  # fmt: skip
         super().__init__()
+        self.input_axes = tuple(input_axes)  # every input has these (dynamic) axes; the last is the sequence
         self.network = network
         self.input_names = list(input_names)
         self.output_names = list(output_names)

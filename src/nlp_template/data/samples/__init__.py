@@ -4,6 +4,7 @@ Each is a source (`load()`, `fingerprint()`) built on `base.GeneratedSamples`; c
 `nlp_template.data.samples.<Class>`.
 """
 
+from nlp_template.data.samples.choices import ChoiceSamples
 from nlp_template.data.samples.entities import EntitySamples
 from nlp_template.data.samples.pairs import PairSamples
 from nlp_template.data.samples.qa import QASamples
@@ -11,4 +12,12 @@ from nlp_template.data.samples.reviews import ReviewSamples
 from nlp_template.data.samples.sentiment import SentimentSamples
 from nlp_template.data.samples.translation import TranslationSamples
 
-__all__ = ["EntitySamples", "PairSamples", "QASamples", "ReviewSamples", "SentimentSamples", "TranslationSamples"]
+__all__ = [
+    "ChoiceSamples",
+    "EntitySamples",
+    "PairSamples",
+    "QASamples",
+    "ReviewSamples",
+    "SentimentSamples",
+    "TranslationSamples",
+]
