@@ -34,6 +34,8 @@ EXPERIMENTS = {
     "qa_squad_minilm": ("SQuAD v1.1 article, MiniLM fine-tuned", "test/f1", "squad_sample"),
     "translation_tiny": ("translation (invented language, known answer)", "test/bleu", None),
     "translation_multi30k": ("Multi30k en->de, small T5 from scratch", "val/bleu", "multi30k"),
+    "choices_tiny": ("multiple choice (where is the thing?)", "test/acc", None),
+    "mlm_tiny": ("masked-LM pretraining, small BERT from scratch", "val/loss", None),
 }
 # Only the experiments this project has (`make strip` removes tasks with their experiments).
 EXPERIMENTS = {

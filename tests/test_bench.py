@@ -68,3 +68,12 @@ def test_cli_startup_smoke(tmp_path):
     rows = load("cli_startup").main(["--repeats", "1", "--out", str(tmp_path)])
     assert len(rows) == 10 and all(row["median_s"] > 0 for row in rows)
     assert "| `nlp-train --help` |" in (tmp_path / "cli_startup.md").read_text()
+
+
+@pytest.mark.task("masked_lm")
+def test_mlm_domain_adaptation_smoke(tmp_path):
+    """The recipe end to end through the CLI: MLM, HF export, the classifier from it and from random weights."""
+    results = load("mlm_domain_adaptation").main(["--corpus", "embedded", "--quick", "--out", str(tmp_path)])
+    assert set(results["classifier"]) == {"mlm_encoder_200", "random_weights_200"}
+    assert all(0 <= row["test_acc"] <= 1 for row in results["classifier"].values())
+    assert (tmp_path / "mlm_export" / "hf" / "config.json").is_file() and (tmp_path / "results.json").is_file()

@@ -47,6 +47,8 @@ EXPERIMENTS = kept(
         "lm_tiny",
         "qa_tiny",
         "translation_tiny",
+        "mlm_tiny",
+        "choices_tiny",
     ]
 )  # every task and problem type (of those `make strip` kept)
 # Jobs that run an experiment with other settings: name -> (experiment, overrides).

@@ -106,9 +106,9 @@ def test_settings_and_tokenizers_are_checked(tmp_path):
 def test_mlm_learns_evaluates_predicts_exports_and_becomes_a_backbone(make_cfg, tmp_path):
     cfg = make_cfg(["experiment=mlm_tiny", *FAST, "data.source.num_train=4000"])
     metrics = train(cfg)
-    # The unigram plateau is ~4.3 nats; the experiment leaves it after ~1,100 steps (measured: val loss 3.56 after
-    # 20 epochs, 1.36 after its 30), so the test runs all of it.
-    assert metrics["val/loss"] < 2.5 and metrics["test/ppl"] == pytest.approx(2.718281828 ** metrics["test/loss"])
+    # The unigram plateau is ~4.3 nats; the experiment leaves it after ~250 steps (measured: 4.44 after epoch 1,
+    # 1.33 after epoch 5; see docs/results.md for the full run).
+    assert metrics["val/loss"] < 1.5 and metrics["test/ppl"] == pytest.approx(2.718281828 ** metrics["test/loss"])
     ckpt = metrics["best_model_path"]
     again = evaluate(make_cfg([f"ckpt_path={ckpt}"], name="eval", run="eval"))
     assert again["test/loss"] == pytest.approx(metrics["test/loss"], abs=1e-6)  # fixed masks: the same number
@@ -137,5 +137,6 @@ def test_mlm_learns_evaluates_predicts_exports_and_becomes_a_backbone(make_cfg, 
 
     network = AutoModelForSequenceClassification.from_pretrained(directory, num_labels=2)
     mlm = MaskedLM.load_from_checkpoint(ckpt, map_location="cpu").network
-    assert torch.equal(network.bert.encoder.layer[0].attention.self.query.weight,
-                       mlm.bert.encoder.layer[0].attention.self.query.weight)  # fmt: skip
+    encoder, pretrained = network.base_model.state_dict(), mlm.base_model.state_dict()
+    assert encoder.keys() == pretrained.keys()  # the whole encoder carried over
+    assert all(torch.equal(encoder[name], pretrained[name]) for name in encoder)

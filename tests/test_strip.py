@@ -34,8 +34,8 @@ def test_a_file_stays_while_a_kept_task_uses_it():
     assert {"src/nlp_template/data/token_classification.py", "conf/experiment/ner_tiny.yaml",
             "tests/test_qa.py", "src/nlp_template/metrics/squad.py"} <= removed  # fmt: skip
     assert not removed & {"src/nlp_template/models/causal_lm.py", "conf/experiment/lm_tiny.yaml", "tests/test_lm.py"}
-    assert configs["experiment"] == ["ner_tiny", "ner_conll", "translation_tiny", "translation_multi30k", "qa_tiny",
-                                     "qa_squad_minilm"]  # fmt: skip
+    assert configs["experiment"] == ["ner_tiny", "ner_conll", "translation_tiny", "translation_multi30k", "mlm_tiny",
+                                     "choices_tiny", "qa_tiny", "qa_squad_minilm"]  # fmt: skip
 
 
 def test_every_listed_file_exists_and_no_task_file_is_unlisted():

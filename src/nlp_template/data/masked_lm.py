@@ -27,20 +27,24 @@ class MaskedLMDataModule(LanguageModelingDataModule):
 
     Args:
         source: as `LanguageModelingDataModule` (`.txt` lines, or a text column of JSONL/CSV/Parquet/Hub data).
+        text_column: column with the text.
+        block_size: tokens per example, `[CLS]` and `[SEP]` included.
+        eos_between_documents: put `[SEP]` between rows (separate documents); false joins them as one text.
         mlm_probability: share of tokens (or words) picked for prediction.
         whole_word_mask: pick whole words (all their sub-word tokens together) instead of single tokens.
         mask_replace_prob: share of picked tokens replaced by the mask token.
         random_replace_prob: share of picked tokens replaced by a random token (the rest stay unchanged).
-        **kwargs: `block_size`, `text_column`, `eos_between_documents` (here: `[SEP]` between rows) and the
-            tokenizer, batching and split settings of `TokenizedDataModule`; the trained tokenizer is a WordPiece one
-            (it has the `[MASK]` token), or `data.tokenizer` names the pretrained encoder's.
+        **kwargs: the tokenizer, batching and split settings of `TokenizedDataModule`; the trained tokenizer is a
+            WordPiece one (it has the `[MASK]` token), or `data.tokenizer` names the pretrained encoder's.
     """
 
     def __init__(
-        self, source: Any, mlm_probability: float = 0.15, whole_word_mask: bool = False,
-        mask_replace_prob: float = 0.8, random_replace_prob: float = 0.1, **kwargs: Any,
+        self, source: Any, text_column: str = "text", block_size: int = 128, eos_between_documents: bool = True,
+        mlm_probability: float = 0.15, whole_word_mask: bool = False, mask_replace_prob: float = 0.8,
+        random_replace_prob: float = 0.1, **kwargs: Any,
     ) -> None:  # fmt: skip
-        super().__init__(source, **{"tokenizer_type": "wordpiece", "lowercase": True, **kwargs})
+        kwargs = {"tokenizer_type": "wordpiece", "lowercase": True, **kwargs}
+        super().__init__(source, text_column, block_size, eos_between_documents, **kwargs)
         if not 0 < mlm_probability < 1:
             raise UserInputError(f"data.mlm_probability must be between 0 and 1 (e.g. 0.15), got {mlm_probability}")
         if min(mask_replace_prob, random_replace_prob) < 0 or mask_replace_prob + random_replace_prob > 1:
@@ -109,8 +113,9 @@ class MaskedLMDataModule(LanguageModelingDataModule):
                 "labels": [row[:n].tolist() for row, n in zip(labels, lengths, strict=True)]}  # fmt: skip
 
     def model_kwargs(self) -> dict[str, Any]:
-        """Vocabulary facts and the block size (checked against the model's positions)."""
-        return {**TokenizedDataModule.model_kwargs(self), "block_size": self.block_size}
+        """Vocabulary facts, the start/end token ids (configs such as ModernBERT's name them) and the block size."""
+        ids = {"cls_token_id": self.tokenizer.cls_token_id, "sep_token_id": self.tokenizer.sep_token_id}
+        return {**TokenizedDataModule.model_kwargs(self), **ids, "block_size": self.block_size}
 
     def inference_settings(self) -> dict[str, Any]:
         """The longest input: a block, and the mask token a prediction input uses."""

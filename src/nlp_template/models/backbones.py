@@ -28,7 +28,10 @@ def build_config(
             "model config", resolve_name_or_path(backbone, "model", "model.backbone"), AutoConfig.from_pretrained
         )
     elif "model_type" in overrides:
-        base = AutoConfig.for_model(overrides.pop("model_type"))
+        # Through the constructor, so fields derived from others are derived from these (ModernBERT's per-layer
+        # `layer_types` from `num_hidden_layers`); set afterwards, they would keep the defaults' values.
+        base = AutoConfig.for_model(overrides.pop("model_type"), **overrides)
+        overrides = {}
     else:
         raise UserInputError("set model.backbone (Hub id or directory) or model.config.model_type (e.g. bert)")
     for key, value in {**overrides, **task_settings}.items():

@@ -29,6 +29,8 @@ class MaskedLM(TaskModule):
         config: config fields to set or override, e.g. a small BERT `{model_type: bert, num_hidden_layers: 4, ...}`.
         vocab_size: tokenizer vocabulary size (given by the data module).
         pad_token_id: tokenizer pad id (given by the data module).
+        cls_token_id: the block start token id (given by the data module; also the config's `bos_token_id`).
+        sep_token_id: the block end token id (given by the data module; also the config's `eos_token_id`).
         block_size: tokens per example (given by the data module; must fit the model's position embeddings).
         tokenizer_path: where the run's tokenizer is saved (given by the data module).
         top_k: how many candidates `nlp-predict` lists per mask (`top_k=...` on its command line overrides it).
@@ -48,6 +50,8 @@ class MaskedLM(TaskModule):
         config: dict[str, Any] | None = None,
         vocab_size: int | None = None,
         pad_token_id: int | None = None,
+        cls_token_id: int | None = None,
+        sep_token_id: int | None = None,
         block_size: int | None = None,
         tokenizer_path: str | None = None,
         top_k: int = 5,
@@ -59,7 +63,12 @@ class MaskedLM(TaskModule):
     ) -> None:
         super().__init__(optimizer, scheduler)
         self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
-        self.network = self.hf_network(AutoModelForMaskedLM, {"vocab_size": vocab_size, "pad_token_id": pad_token_id})
+        # The special ids go into the config too: a config built from scratch (ModernBERT's) otherwise keeps the ids of
+        # its original 50k vocabulary, outside this tokenizer's.
+        special = {"cls_token_id": cls_token_id, "sep_token_id": sep_token_id, "bos_token_id": cls_token_id,
+                   "eos_token_id": sep_token_id}  # fmt: skip
+        task_settings = {"vocab_size": vocab_size, "pad_token_id": pad_token_id, **special}
+        self.network = self.hf_network(AutoModelForMaskedLM, task_settings)
         positions = getattr(self.network.config, "max_position_embeddings", None)
         if block_size and positions and block_size > positions:
             raise UserInputError(
