@@ -19,6 +19,7 @@ import lightning as L
 from lightning.pytorch.callbacks import EarlyStopping
 from omegaconf import DictConfig, OmegaConf
 
+from nlp_template.models.adapters import parameter_counts
 from nlp_template.utils.config import register_resolvers, resolved, task_overrides
 from nlp_template.utils.distributed import install_hydra_ddp_fix
 from nlp_template.utils.instantiate import instantiate_list
@@ -75,10 +76,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if hasattr(callback, "summary"):
             metrics.update(callback.summary())
     metrics = plain_metrics(metrics)
+    counts = parameter_counts(model.network)  # with model.peft: the adapters (and head) of the frozen network
     metrics.update(
         best_model_path=best_path or None,
         **trained,
         fit_seconds=round(fit_seconds, 2),
+        trainable_parameters=counts["trainable"],
+        total_parameters=counts["total"],
     )
     if trainer.is_global_zero:
         write_metrics(output_dir, metrics)

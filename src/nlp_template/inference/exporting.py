@@ -9,6 +9,9 @@
   `export_info()`, the data module's `inference_settings()`). Each is
   verified on a held-out batch of the run's data against PyTorch (maximum absolute difference; the export fails
   above `tolerance`) and timed against PyTorch for batch 1 and 32 on the CPU (`export_check.py`).
+- `peft` (runs trained with `model.peft`): the adapter directory (`adapter_config.json`, adapter weights, the
+  tokenizer) that `peft.PeftModel.from_pretrained(base_model, dir)` loads. The other formats merge the adapters into
+  the weights first (`merge_and_unload`): the same outputs from a plain network.
 
 Every export writes `export_report.json` (sizes, difference, latency) last; a failed export leaves no directory.
 An existing non-empty output directory is kept unless `overwrite=true`, which replaces only an earlier export.
@@ -29,11 +32,12 @@ from transformers import PreTrainedModel
 from nlp_template.inference import export_check as check
 from nlp_template.inference import exporters
 from nlp_template.inference.checkpoints import TrainedRun, load_run
+from nlp_template.models.adapters import is_peft
 from nlp_template.utils.config import CONFIG_DIR
 from nlp_template.utils.errors import UserInputError
 
 log = logging.getLogger(__name__)
-FORMATS = ("hf", "onnx", "torchscript")
+FORMATS = ("hf", "onnx", "torchscript", "peft")
 REPORT = "export_report.json"  # written last: its presence marks a finished export
 
 
@@ -49,6 +53,12 @@ def export(cfg: DictConfig) -> Path:
     if cfg.format not in FORMATS:
         raise UserInputError(f"unknown export format '{cfg.format}'; use one of {list(FORMATS)}")
     run = load_run(cfg.ckpt_path)
+    trained_adapters = is_peft(run.model.network)
+    if cfg.format == "peft" and not trained_adapters:
+        raise UserInputError("format=peft writes the adapters of a run trained with model.peft; this run trained every"
+                             " weight: use format=hf")  # fmt: skip
+    if cfg.format != "peft":
+        run.model.merge_adapters()  # LoRA folded into the weights: a plain network with the same outputs
     if cfg.format == "hf" and not isinstance(run.model.network, PreTrainedModel):
         raise UserInputError(f"{type(run.model).__name__} is not a Hugging Face model: format=hf cannot export it;"
                              " use format=onnx or format=torchscript")  # fmt: skip
@@ -69,7 +79,7 @@ def _write(cfg: DictConfig, run: TrainedRun, output: Path) -> dict:
     # `task` only describes the export for people reading the report; nothing decides anything from it.
     report = {"format": cfg.format, "task": type(model).__name__, "ckpt_path": str(run.ckpt_path.resolve()),
               "weights_mb": exporters.parameter_bytes(model.network) / 1e6}  # fmt: skip
-    if cfg.format == "hf":
+    if cfg.format in ("hf", "peft"):  # peft: adapter_config.json + adapter weights, for PeftModel.from_pretrained
         model.network.save_pretrained(str(output), safe_serialization=True)
         report.update(export_mb=check.size_mb([output]), pipeline_task=model.pipeline_task)
     else:

@@ -57,6 +57,7 @@ class TaskModule(L.LightningModule):
     graph_outputs: ClassVar[tuple[str, ...]] = ("logits",)  # network output fields an exported graph returns
     export_format: ClassVar[str] = "onnx"  # the export the run summary suggests (`hf` where no graph holds the task)
     graph_axes: ClassVar[tuple[str, ...]] = ("batch", "sequence")  # the input axes of an exported graph, all dynamic
+    peft_trains_heads: ClassVar[bool] = True  # with model.peft, train the new head in full (language models: none)
 
     def __init__(
         self, optimizer: Callable[..., Optimizer] | None = None, scheduler: Callable[..., Any] | None = None
@@ -86,8 +87,11 @@ class TaskModule(L.LightningModule):
         self.hparams["backbone_config"] = network.config.to_dict()
         return network
 
-    def setup_network(self, gradient_checkpointing: bool = False, compile: bool = False) -> None:
-        """Optional gradient checkpointing and `torch.compile` of `self.network`.
+    def setup_network(
+        self, gradient_checkpointing: bool = False, compile: bool = False, peft: str | None = None,
+        peft_settings: dict[str, Any] | None = None,
+    ) -> None:  # fmt: skip
+        """Optional gradient checkpointing, parameter-efficient adapters (`models/adapters.py`) and `torch.compile`.
 
         The compiled wrapper is kept out of the module tree, so checkpoints have no `_orig_mod.` prefixes and load
         with or without compile; dynamic shapes keep dynamic padding from recompiling for every new length.
@@ -99,7 +103,20 @@ class TaskModule(L.LightningModule):
             if name is None:
                 raise UserInputError(f"{type(self.network).__name__} does not support model.gradient_checkpointing")
             getattr(self.network, name)()
+        if peft:
+            from nlp_template.models.adapters import apply_peft
+
+            if gradient_checkpointing:  # frozen embeddings: recomputed blocks still need an input that wants grads
+                self.network.enable_input_require_grads()
+            self.network = apply_peft(self.network, peft, peft_settings, self.peft_trains_heads)
         object.__setattr__(self, "_compiled", torch.compile(self.network, dynamic=True) if compile else None)
+
+    def merge_adapters(self) -> None:
+        """Fold peft adapters into the weights: `self.network` becomes the plain model (exports; no-op without)."""
+        from nlp_template.models.adapters import is_peft
+
+        if is_peft(self.network):
+            self.network = self.network.merge_and_unload()
 
     def setup(self, stage: str) -> None:
         """Metric sums in float64 where the device has it (MPS has not: float32 there)."""
@@ -217,7 +234,12 @@ def metrics_dtype(metric: Metric | Any) -> torch.dtype:
 
 
 def network_inputs(network: torch.nn.Module, batch: dict[str, Any]) -> dict[str, Any]:
-    """The entries of `batch` that `network.forward` takes (all of them when it takes `**kwargs`)."""
+    """The entries of `batch` that `network.forward` takes (all of them when it takes `**kwargs`).
+
+    A peft model forwards `**kwargs` to the network it wraps: that network's `forward` decides.
+    """
+    if hasattr(network, "get_base_model"):
+        network = network.get_base_model()
     names = _forward_parameters(type(network))
     return batch if names is None else {key: value for key, value in batch.items() if key in names}
 

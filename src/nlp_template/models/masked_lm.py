@@ -39,9 +39,12 @@ class MaskedLM(TaskModule):
         backbone_config: the network's full config; set automatically and used when loading a checkpoint.
         gradient_checkpointing: recompute activations in the backward pass.
         compile: `torch.compile` the network with dynamic shapes.
+        peft: train parameter-efficient adapters instead of every weight: `lora` (or another peft method).
+        peft_settings: the method's settings (LoRA: `r`, `alpha`, `dropout`, `target_modules`; see adapters.py).
     """
 
     pipeline_task = "fill-mask"
+    peft_trains_heads = False  # no new head: with model.peft only the adapters train
 
     def __init__(
         self,
@@ -60,6 +63,8 @@ class MaskedLM(TaskModule):
         backbone_config: dict[str, Any] | None = None,
         gradient_checkpointing: bool = False,
         compile: bool = False,
+        peft: str | None = None,
+        peft_settings: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(optimizer, scheduler)
         self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
@@ -75,7 +80,7 @@ class MaskedLM(TaskModule):
                 f"data.block_size={block_size} is larger than the model's {positions} position embeddings; lower"
                 " data.block_size (or build the model with more, model.config.max_position_embeddings)"
             )
-        self.setup_network(gradient_checkpointing, compile)
+        self.setup_network(gradient_checkpointing, compile, peft, peft_settings)
 
     def evaluate(self, batch: dict[str, torch.Tensor], stage: str) -> None:
         """Accumulate the loss, weighted by the batch's masked tokens."""

@@ -36,6 +36,8 @@ class MultipleChoice(TaskModule):
         backbone_config: the network's full config; set automatically and used when loading a checkpoint.
         gradient_checkpointing: recompute activations in the backward pass.
         compile: `torch.compile` the network with dynamic shapes.
+        peft: train parameter-efficient adapters instead of every weight: `lora` (or another peft method).
+        peft_settings: the method's settings (LoRA: `r`, `alpha`, `dropout`, `target_modules`; see adapters.py).
     """
 
     graph_axes: ClassVar[tuple[str, ...]] = ("batch", "choices", "sequence")
@@ -54,6 +56,8 @@ class MultipleChoice(TaskModule):
         backbone_config: dict[str, Any] | None = None,
         gradient_checkpointing: bool = False,
         compile: bool = False,
+        peft: str | None = None,
+        peft_settings: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(optimizer, scheduler)
         if not num_choices or num_choices < 2:
@@ -64,7 +68,7 @@ class MultipleChoice(TaskModule):
         metrics = MetricCollection({"acc": MulticlassAccuracy(num_classes=num_choices, average="micro")})
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
-        self.setup_network(gradient_checkpointing, compile)
+        self.setup_network(gradient_checkpointing, compile, peft, peft_settings)
 
     def evaluate(self, batch: dict[str, torch.Tensor], stage: str) -> None:
         """Loss (a mean over the examples) and accuracy of a batch."""

@@ -45,6 +45,8 @@ class QuestionAnswering(TaskModule):
         backbone_config: the network's full config; set automatically and used when loading a checkpoint.
         gradient_checkpointing: recompute activations in the backward pass.
         compile: `torch.compile` the network with dynamic shapes.
+        peft: train parameter-efficient adapters instead of every weight: `lora` (or another peft method).
+        peft_settings: the method's settings (LoRA: `r`, `alpha`, `dropout`, `target_modules`; see adapters.py).
     """
 
     graph_outputs = ("start_logits", "end_logits")
@@ -77,12 +79,14 @@ class QuestionAnswering(TaskModule):
         backbone_config: dict[str, Any] | None = None,
         gradient_checkpointing: bool = False,
         compile: bool = False,
+        peft: str | None = None,
+        peft_settings: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(optimizer, scheduler)
         self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
         task_settings = {"vocab_size": vocab_size, "pad_token_id": pad_token_id}
         self.network = self.hf_network(AutoModelForQuestionAnswering, task_settings)
-        self.setup_network(gradient_checkpointing, compile)
+        self.setup_network(gradient_checkpointing, compile, peft, peft_settings)
         self._windows: dict[str, list[tuple[int, np.ndarray, np.ndarray]]] = {"val": [], "test": []}
 
     def _answer_settings(self, **overrides: Any) -> dict[str, Any]:

@@ -51,12 +51,15 @@ class Seq2SeqLM(TaskModule):
         generation_config: the network's generation settings; set automatically, restored with a checkpoint.
         gradient_checkpointing: recompute activations in the backward pass.
         compile: `torch.compile` the network with dynamic shapes.
+        peft: train parameter-efficient adapters instead of every weight: `lora` (or another peft method).
+        peft_settings: the method's settings (LoRA: `r`, `alpha`, `dropout`, `target_modules`; see adapters.py).
     """
 
     # transformers 5 removed the translation/summarization/text2text pipelines: the export is used through
     # `AutoModelForSeq2SeqLM.from_pretrained(dir).generate(...)` (docs/deployment.md).
     pipeline_task = None
     export_format = "hf"
+    peft_trains_heads = False  # no new head: with model.peft only the adapters train
 
     def __init__(
         self,
@@ -76,6 +79,8 @@ class Seq2SeqLM(TaskModule):
         generation_config: dict[str, Any] | None = None,
         gradient_checkpointing: bool = False,
         compile: bool = False,
+        peft: str | None = None,
+        peft_settings: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(optimizer, scheduler)
         self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
@@ -94,7 +99,7 @@ class Seq2SeqLM(TaskModule):
         self.metric_name = metric
         self.text_metrics = torch.nn.ModuleDict({stage: text_metric(metric) for stage in ("val", "test")})
         self._samples: list[dict[str, str]] = []
-        self.setup_network(gradient_checkpointing, compile)
+        self.setup_network(gradient_checkpointing, compile, peft, peft_settings)
 
     def _restore_generation_config(self) -> None:
         """The network's generation settings: a checkpoint's as saved, else the backbone's with ours on top.

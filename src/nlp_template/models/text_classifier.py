@@ -172,6 +172,8 @@ class TextClassifier(SequenceClassificationTask):
         gradient_checkpointing: recompute activations in the backward pass (less memory, ~30% more compute).
         compile: `torch.compile` the network (not the LightningModule) with dynamic shapes, so the varying
             lengths of dynamic padding do not recompile it for every new length.
+        peft: train parameter-efficient adapters instead of every weight: `lora` (or another peft method).
+        peft_settings: the method's settings (LoRA: `r`, `alpha`, `dropout`, `target_modules`; see adapters.py).
     """
 
     def __init__(
@@ -190,6 +192,8 @@ class TextClassifier(SequenceClassificationTask):
         backbone_config: dict[str, Any] | None = None,
         gradient_checkpointing: bool = False,
         compile: bool = False,
+        peft: str | None = None,
+        peft_settings: dict[str, Any] | None = None,
     ) -> None:
         names, problem_type = classification_settings(id2label, problem_type, "TextClassifier")
         super().__init__(len(names), problem_type, threshold, optimizer, scheduler)
@@ -198,4 +202,4 @@ class TextClassifier(SequenceClassificationTask):
         task_settings = {"id2label": names, "problem_type": problem_type, "vocab_size": vocab_size,
                          "pad_token_id": pad_token_id}  # fmt: skip
         self.network = self.hf_network(AutoModelForSequenceClassification, task_settings)
-        self.setup_network(gradient_checkpointing, compile)
+        self.setup_network(gradient_checkpointing, compile, peft, peft_settings)

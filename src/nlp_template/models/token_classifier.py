@@ -38,6 +38,8 @@ class TokenClassifier(TaskModule):
         backbone_config: the network's full config; set automatically and used when loading a checkpoint.
         gradient_checkpointing: recompute activations in the backward pass.
         compile: `torch.compile` the network with dynamic shapes.
+        peft: train parameter-efficient adapters instead of every weight: `lora` (or another peft method).
+        peft_settings: the method's settings (LoRA: `r`, `alpha`, `dropout`, `target_modules`; see adapters.py).
     """
 
     pipeline_task = "token-classification"
@@ -56,6 +58,8 @@ class TokenClassifier(TaskModule):
         backbone_config: dict[str, Any] | None = None,
         gradient_checkpointing: bool = False,
         compile: bool = False,
+        peft: str | None = None,
+        peft_settings: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(optimizer, scheduler)
         id2label = label_maps(id2label, "TokenClassifier")
@@ -63,7 +67,7 @@ class TokenClassifier(TaskModule):
         self.hparams["id2label"] = id2label
         task_settings = {"id2label": id2label, "vocab_size": vocab_size, "pad_token_id": pad_token_id}
         self.network = self.hf_network(AutoModelForTokenClassification, task_settings)
-        self.setup_network(gradient_checkpointing, compile)
+        self.setup_network(gradient_checkpointing, compile, peft, peft_settings)
         for stage in ("val", "test"):
             setattr(self, f"{stage}_entities", EntityF1())
             setattr(self, f"{stage}_token_acc", MulticlassAccuracy(len(id2label), average="micro", ignore_index=IGNORE))

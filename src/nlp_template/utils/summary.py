@@ -52,6 +52,9 @@ def run_summary(cfg: DictConfig, metrics: dict[str, Any]) -> str:
     speed = metrics.get("throughput/samples_per_sec")
     fit = f"  fit              {metrics.get('fit_seconds', 0):.1f} s, {metrics.get('global_step', 0)} steps"
     lines.append(fit + (f", {speed:.0f} samples/s" if speed else ""))
+    trainable, total = metrics.get("trainable_parameters"), metrics.get("total_parameters")
+    if trainable and total and trainable < total:  # only worth a line when part of the network is frozen
+        lines.append(f"  parameters       {trainable:,} of {total:,} trained ({100 * trainable / total:.2f}%)")
     lines.append(f"  run directory    {cfg.paths.output_dir}")
     if ckpt:
         path = shlex.quote(str(ckpt))
