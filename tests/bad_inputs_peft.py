@@ -17,6 +17,10 @@ CASES = [
          r" this model are named \['classifier', 'dense', 'key', 'query', 'value'\]$"),
     Case("peft-unknown-method", "train", [*SAMPLE, "model.peft=lorra"],
          r"^model.peft=lorra is not a peft method; use one of \[.*'lora'.*\] \(e.g. lora\)$"),
+    Case("peft-trainable-only-checkpoints-of-a-model-from-config", "train",
+         [*SAMPLE, "model.peft=lora", "checkpoint.trainable_only=true"],
+         r"^checkpoint.trainable_only=true needs a pretrained model.backbone to reload the frozen weights from; this"
+         r" model is built from config with random weights$"),
     Case("peft-adapter-export-of-a-full-run", "export", ["ckpt_path={ckpt}", "format=peft"],
          r"^format=peft writes the adapters of a run trained with model.peft; this run trained every weight: use"
          r" format=hf$"),

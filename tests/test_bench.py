@@ -77,3 +77,14 @@ def test_mlm_domain_adaptation_smoke(tmp_path):
     assert set(results["classifier"]) == {"mlm_encoder_200", "random_weights_200"}
     assert all(0 <= row["test_acc"] <= 1 for row in results["classifier"].values())
     assert (tmp_path / "mlm_export" / "hf" / "config.json").is_file() and (tmp_path / "results.json").is_file()
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "sst2").is_dir() or minilm_dir() is None, reason="needs SST-2 and MiniLM")
+@pytest.mark.skipif(importlib.util.find_spec("peft") is None, reason="needs peft")
+def test_lora_sst2_smoke(tmp_path):
+    rows = load("lora_sst2").main(["--quick", "--ranks", "4", "--out", str(tmp_path)])
+    assert set(rows) == {"full fine-tuning", "LoRA r=4"}
+    assert rows["LoRA r=4"]["trainable"] < 0.01 * rows["full fine-tuning"]["trainable"]
+    assert (
+        rows["LoRA r=4"]["checkpoint_mb"] < rows["full fine-tuning"]["checkpoint_mb"]
+    )  # no optimizer state for frozen weights

@@ -140,3 +140,22 @@ def test_lora_under_ddp_sim(tmp_path):
     (run_dir,) = (tmp_path / "logs" / "train" / "runs").iterdir()
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["trainable_parameters"] < metrics["total_parameters"]
+
+
+@pytest.mark.slow
+def test_trainable_only_checkpoints_reload_the_frozen_weights_from_the_backbone(make_cfg, minilm, tmp_path):
+    pretrained = ["model=text_classifier_pretrained", f"model.backbone={minilm}", "model.peft=lora", *FAST,
+                  "data.source.num_train=160", "trainer.max_epochs=1"]  # fmt: skip
+    full = train(make_cfg(pretrained, run="full"))
+    small = train(make_cfg([*pretrained, "checkpoint.trainable_only=true"], run="small"))
+    sizes = [Path(metrics["best_model_path"]).stat().st_size for metrics in (full, small)]
+    assert sizes[1] < sizes[0] / 20  # MiniLM: ~91 MB of frozen weights left out
+    assert small["test/acc"] == full["test/acc"] and small["test/loss"] == pytest.approx(full["test/loss"], abs=1e-6)
+    again = evaluate(make_cfg([f"ckpt_path={small['best_model_path']}"], name="eval", run="eval"))
+    assert again["test/loss"] == pytest.approx(small["test/loss"], abs=1e-6)  # nlp-eval: frozen weights reloaded
+    merged = export(make_cfg([f"ckpt_path={small['best_model_path']}", f"output={tmp_path / 'hf'}"], name="export"))
+    assert (Path(merged) / "model.safetensors").stat().st_size > 20 * sizes[1]  # the whole network, merged
+    with pytest.raises(UserInputError, match=r"^checkpoint.trainable_only=true needs a pretrained model.backbone"):
+        train(make_cfg(["model.peft=lora", "checkpoint.trainable_only=true", "debug=fdr", *FAST], run="config"))
+    with pytest.raises(UserInputError, match=r"this run trains all of them; use it with model.peft=lora"):
+        train(make_cfg([*pretrained[:2], "checkpoint.trainable_only=true", "debug=fdr", *FAST], run="all"))

@@ -19,6 +19,8 @@ import torch
 
 from nlp_template.utils.errors import UserInputError
 
+# Checkpoint key of runs saved with `checkpoint.trainable_only=true` (`callbacks/trainable_only.py`).
+TRAINABLE_ONLY_KEY = "trainable_only"
 # Our names for LoRA's settings -> peft's `LoraConfig` field names.
 LORA_NAMES = {"r": "r", "alpha": "lora_alpha", "dropout": "lora_dropout", "target_modules": "target_modules"}
 
@@ -105,3 +107,27 @@ def parameter_counts(module: torch.nn.Module) -> dict[str, int]:
     seen: dict[int, torch.nn.Parameter] = {id(p): p for p in module.parameters()}
     return {"trainable": sum(p.numel() for p in seen.values() if p.requires_grad),
             "total": sum(p.numel() for p in seen.values())}  # fmt: skip
+
+
+def fill_frozen_weights(module: torch.nn.Module, state_dict: dict[str, torch.Tensor], backbone: str) -> None:
+    """Add to a trainable-only `state_dict` the frozen weights, read from the pretrained `backbone` again.
+
+    Names map from the task module's (`network.base_model.model.bert...query.base_layer.weight` under peft) to the
+    pretrained model's (`bert...query.weight`); a head's untrained original (`original_module`) is the pretrained
+    model's freshly initialised head, as when the run started.
+    """
+    from nlp_template.utils.hub import load_or_explain, resolve_name_or_path
+
+    network = module.network.get_base_model() if is_peft(module.network) else module.network
+    path = resolve_name_or_path(backbone, "model", "the backbone recorded in this trainable-only checkpoint")
+    pretrained = load_or_explain("model weights", path, type(network).from_pretrained, config=network.config)
+    weights = pretrained.state_dict()
+    for key in module.state_dict():
+        if key in state_dict or not key.startswith("network."):
+            continue
+        name = re.sub(r"^network\.(base_model\.model\.)?", "", key).replace(".base_layer.", ".")
+        name = name.replace(".original_module.", ".")
+        if name not in weights:
+            raise UserInputError(f"{backbone} has no weight {name}, which this trainable-only checkpoint needs; is it"
+                                 " the backbone the run was trained from?")  # fmt: skip
+        state_dict[key] = weights[name]

@@ -111,6 +111,13 @@ class TaskModule(L.LightningModule):
             self.network = apply_peft(self.network, peft, peft_settings, self.peft_trains_heads)
         object.__setattr__(self, "_compiled", torch.compile(self.network, dynamic=True) if compile else None)
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """A trainable-only checkpoint (`checkpoint.trainable_only=true`) gets its frozen weights from the backbone."""
+        from nlp_template.models.adapters import TRAINABLE_ONLY_KEY, fill_frozen_weights
+
+        if TRAINABLE_ONLY_KEY in checkpoint:
+            fill_frozen_weights(self, checkpoint["state_dict"], checkpoint[TRAINABLE_ONLY_KEY]["backbone"])
+
     def merge_adapters(self) -> None:
         """Fold peft adapters into the weights: `self.network` becomes the plain model (exports; no-op without)."""
         from nlp_template.models.adapters import is_peft
