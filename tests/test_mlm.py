@@ -140,3 +140,14 @@ def test_mlm_learns_evaluates_predicts_exports_and_becomes_a_backbone(make_cfg, 
     encoder, pretrained = network.base_model.state_dict(), mlm.base_model.state_dict()
     assert encoder.keys() == pretrained.keys()  # the whole encoder carried over
     assert all(torch.equal(encoder[name], pretrained[name]) for name in encoder)
+    # ... and of every other encoder task: tagging, QA, multiple choice (the same encoder weights in each).
+    from nlp_template.models.multiple_choice import MultipleChoice
+    from nlp_template.models.question_answering import QuestionAnswering
+    from nlp_template.models.token_classifier import TokenClassifier
+
+    tags = {0: "O", 1: "B-X", 2: "I-X"}
+    for task in (TokenClassifier(backbone=str(directory), pretrained=True, id2label=tags),
+                 QuestionAnswering(backbone=str(directory), pretrained=True),
+                 MultipleChoice(backbone=str(directory), pretrained=True, num_choices=4)):  # fmt: skip
+        weights = task.network.base_model.state_dict()
+        assert all(torch.equal(weights[name], pretrained[name]) for name in pretrained), type(task).__name__
