@@ -77,10 +77,7 @@ class MaskedLMDataModule(LanguageModelingDataModule):
         texts = [text or "" for text in batch[self.text_column]]
         if split == "predict":
             encoded = self.tokenizer(texts, truncation=True, max_length=self.block_size)
-            truncated = [
-                len(ids) == self.block_size and len(text) > 0
-                for ids, text in zip(encoded["input_ids"], texts, strict=True)
-            ]
+            truncated = [bool(encoding.overflowing) for encoding in encoded.encodings]  # as the other tasks count
             return {"input_ids": encoded["input_ids"], "truncated": truncated}
         encoded = self.tokenizer(texts, add_special_tokens=False)
         separator = self._separator(self.tokenizer)
