@@ -88,3 +88,15 @@ def test_lora_sst2_smoke(tmp_path):
     assert (
         rows["LoRA r=4"]["checkpoint_mb"] < rows["full fine-tuning"]["checkpoint_mb"]
     )  # no optimizer state for frozen weights
+
+
+@pytest.mark.task("chat")
+@pytest.mark.skipif(importlib.util.find_spec("peft") is None, reason="needs peft")
+def test_sft_instructions_smoke(tmp_path):
+    """Before/after exact match, the base chat model's export, full and LoRA adaptation, scored by nlp-predict."""
+    results = load("sft_instructions").main(["--quick", "--out", str(tmp_path)])
+    assert 0 <= results["before"]["test_exact_match"] <= 1
+    for name in ("full_sft", "base_4_families", "adapt_full", "adapt_lora_r8"):
+        assert set(results[name]) >= {"all", "add", "reverse", "lookup"}
+    assert results["adapt_lora_r8"]["trainable"] < 0.05 * results["adapt_full"]["trainable"]
+    assert (tmp_path / "base_hf" / "config.json").is_file() and (tmp_path / "results.json").is_file()

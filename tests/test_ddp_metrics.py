@@ -49,6 +49,7 @@ EXPERIMENTS = kept(
         "translation_tiny",
         "mlm_tiny",
         "choices_tiny",
+        "sft_tiny",
     ]
 )  # every task and problem type (of those `make strip` kept)
 # Jobs that run an experiment with other settings: name -> (experiment, overrides).

@@ -19,7 +19,7 @@ peft = pytest.importorskip("peft")
 LORA = ["model.peft=lora", "debug=fdr", *FAST]
 # Every task built on a Hugging Face network; the LSTM is not one (model.peft does not apply to it).
 EXPERIMENTS = kept(["sentiment_tiny", "ner_tiny", "qa_tiny", "translation_tiny", "lm_tiny", "mlm_tiny",
-                    "choices_tiny"])  # fmt: skip
+                    "choices_tiny", "sft_tiny"])  # fmt: skip
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)

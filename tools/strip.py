@@ -103,6 +103,28 @@ TASKS: dict[str, dict] = {
             "experiment": ["translation_tiny", "translation_multi30k"],
         },
     },
+    "chat": {
+        # Supervised fine-tuning is causal language modelling on conversations: it shares that task's model.
+        "files": [
+            f"{SRC}/data/chat.py",
+            f"{SRC}/data/chat_template.py",
+            f"{SRC}/data/language_modeling.py",
+            f"{SRC}/data/samples/instructions.py",
+            f"{SRC}/models/chat_lm.py",
+            f"{SRC}/models/causal_lm.py",
+            f"{SRC}/models/generation.py",
+            f"{SRC}/callbacks/generation.py",
+            "bench/sft_instructions.py",
+            "tests/test_chat.py",
+            "tests/bad_inputs_chat.py",
+        ],
+        "configs": {
+            "data": ["sample_instructions", "chat_files"],
+            "model": ["chat_lm", "causal_lm"],
+            "callbacks": ["generation", "language_model"],
+            "experiment": ["sft_tiny"],
+        },
+    },
     "masked_lm": {
         "files": [
             f"{SRC}/data/masked_lm.py",

@@ -22,7 +22,8 @@ class GenerationSamples(L.Callback):
     """Generate from a few prompts at validation end and log the text.
 
     Args:
-        prompts: prompt strings; None takes the first `prompt_tokens` tokens of the first validation blocks.
+        prompts: prompt strings (a chat data module renders each as a user turn); None takes the first
+            `prompt_tokens` tokens of the first validation blocks (chat: the first conversations up to a reply).
         num_prompts: how many validation blocks give prompts when `prompts` is None.
         prompt_tokens: prompt length taken from validation blocks.
         max_new_tokens: tokens generated per sample.
@@ -56,14 +57,12 @@ class GenerationSamples(L.Callback):
         if not fitting or trainer.sanity_checking or not trainer.is_global_zero or trainer.datamodule is None:
             return
         tokenizer = trainer.datamodule.tokenizer
-        samples = [self.generate(pl_module, tokenizer, prompt) for prompt in self._prompt_ids(trainer, tokenizer)]
+        samples = [self.generate(pl_module, tokenizer, prompt) for prompt in self._prompt_ids(trainer)]
         log_samples(trainer, samples)
 
-    def _prompt_ids(self, trainer: L.Trainer, tokenizer: Any) -> list[list[int]]:
-        if self.prompts:
-            return [tokenizer(prompt, add_special_tokens=False)["input_ids"] for prompt in self.prompts]
-        blocks = trainer.datamodule.splits["validation"]["input_ids"][: self.num_prompts]
-        return [list(block[: self.prompt_tokens]) for block in blocks]
+    def _prompt_ids(self, trainer: L.Trainer) -> list[list[int]]:
+        # The data module knows what a prompt is: text to continue, or a conversation waiting for a reply.
+        return trainer.datamodule.generation_prompts(self.prompts, self.num_prompts, self.prompt_tokens)
 
     def generate(self, pl_module: L.LightningModule, tokenizer: Any, prompt: list[int]) -> dict[str, str]:
         """The prompt and its greedy and sampled continuations, decoded."""

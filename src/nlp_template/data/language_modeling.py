@@ -63,11 +63,11 @@ class LanguageModelingDataModule(TokenizedDataModule):
 
     def make_tokenizer(self, texts: Iterator[str], data_key: str) -> PreTrainedTokenizerBase:
         """The configured or trained tokenizer, padding with end-of-text where it has no pad token."""
-        return _pad_with_eos(super().make_tokenizer(texts, data_key))
+        return pad_with_eos(super().make_tokenizer(texts, data_key))
 
     def load_tokenizer(self) -> PreTrainedTokenizerBase:
         """The saved tokenizer, with the same pad token as in training."""
-        return _pad_with_eos(super().load_tokenizer())
+        return pad_with_eos(super().load_tokenizer())
 
     def inference_settings(self) -> dict[str, Any]:
         """The context length: a block."""
@@ -125,6 +125,16 @@ class LanguageModelingDataModule(TokenizedDataModule):
             blocks.pop()
         return Dataset.from_dict({"input_ids": blocks, "length": [len(block) for block in blocks]})
 
+    def generation_prompts(self, prompts: list[str] | None, count: int, prompt_tokens: int) -> list[list[int]]:
+        """Prompts for generated samples (`callbacks/generation.py`), as token ids.
+
+        The given strings, else the first `prompt_tokens` tokens of the first `count` validation blocks.
+        """
+        if prompts:
+            return [self.tokenizer(prompt, add_special_tokens=False)["input_ids"] for prompt in prompts]
+        blocks = self.splits["validation"]["input_ids"][:count]
+        return [list(block[:prompt_tokens]) for block in blocks]
+
     def model_kwargs(self) -> dict[str, Any]:
         """The base module's vocabulary facts plus the end-of-text id and the block size (checked by the model)."""
         return {**super().model_kwargs(), "eos_token_id": self.tokenizer.eos_token_id, "block_size": self.block_size}
@@ -134,7 +144,7 @@ class LanguageModelingDataModule(TokenizedDataModule):
         return LanguageModelingCollator(self.tokenizer, self.pad_multiple())
 
 
-def _pad_with_eos(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
+def pad_with_eos(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
     """GPT-2 style tokenizers have no pad token: pad with end-of-text (padding is masked out of the loss anyway)."""
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

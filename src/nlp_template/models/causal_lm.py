@@ -38,9 +38,12 @@ class CausalLM(TaskModule):
         compile: `torch.compile` the network with dynamic shapes.
         peft: train parameter-efficient adapters instead of every weight: `lora` (or another peft method).
         peft_settings: the method's settings (LoRA: `r`, `alpha`, `dropout`, `target_modules`; see adapters.py).
+        packed: training blocks hold several documents with their own position ids (given by a chat data module with
+            `data.packing=true`); the network's attention is checked to keep them apart.
     """
 
     pipeline_task = "text-generation"
+    prediction_key = "continuation"  # the field nlp-predict writes the generated text to
     peft_trains_heads = False  # no new head: with model.peft only the adapters train
 
     def __init__(
@@ -60,6 +63,7 @@ class CausalLM(TaskModule):
         compile: bool = False,
         peft: str | None = None,
         peft_settings: dict[str, Any] | None = None,
+        packed: bool = False,
     ) -> None:
         super().__init__(optimizer, scheduler)
         self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
@@ -76,7 +80,17 @@ class CausalLM(TaskModule):
                 f"data.block_size={block_size} is larger than the model's {positions} position embeddings; lower"
                 " data.block_size (or build the model with more positions, e.g. model.config.n_positions)"
             )
+        if packed:
+            check_packed_attention(self.network)
         self.setup_network(gradient_checkpointing, compile, peft, peft_settings)
+
+    def forward(self, **batch: torch.Tensor) -> Any:
+        """The network's output, without a key/value cache (generation makes its own).
+
+        Training and scoring forwards never reuse a cache, and transformers keeps packed documents apart only when
+        there is none.
+        """
+        return super().forward(**batch, use_cache=False)
 
     def evaluate(self, batch: dict[str, torch.Tensor], stage: str) -> None:
         """Accumulate the loss, weighted by the batch's predicted tokens."""
@@ -101,4 +115,32 @@ class CausalLM(TaskModule):
             _, features = datamodule.encode_records([record])  # the training encoding, without a document end
             prompt = features[0]["input_ids"] or [tokenizer.eos_token_id]
             continuation, truncated = generate(self.network, tokenizer, prompt, **settings)
-            yield {**record, "continuation": continuation, **({"truncated": True} if truncated else {})}
+            yield {**record, self.prediction_key: continuation, **({"truncated": True} if truncated else {})}
+
+
+@torch.no_grad()
+def check_packed_attention(network: torch.nn.Module) -> None:
+    """Refuse packing when the network lets packed documents attend to each other.
+
+    transformers builds attention that stays inside each document from position ids that restart, when no
+    attention mask is given; models built on its shared masking (Llama, Qwen2, Mistral, GPT-2, ... with eager, sdpa,
+    flex or flash attention) do, older ones do not. Tested here rather than listed: two short documents packed in
+    one row must give the same logits as each alone.
+    """
+    vocab = network.config.vocab_size
+    ids = torch.arange(1, 8).remainder(vocab).unsqueeze(0)
+    positions = torch.tensor([[0, 1, 2, 0, 1, 2, 3]])
+    was_training = network.training
+    network.eval()
+    try:
+        packed = network(input_ids=ids, position_ids=positions, use_cache=False).logits
+        alone = torch.cat([network(input_ids=part, use_cache=False).logits for part in (ids[:, :3], ids[:, 3:])], 1)
+    finally:
+        network.train(was_training)
+    if not torch.allclose(packed, alone, atol=1e-4):
+        implementation = getattr(network.config, "_attn_implementation", None)
+        raise UserInputError(
+            f"data.packing=true: this model ({network.config.model_type}, attention {implementation}) lets packed"
+            " conversations attend to each other, which would train on text from the wrong conversation; set"
+            " data.packing=false, or use a model whose attention follows position ids (e.g. llama, qwen2, gpt2)"
+        )

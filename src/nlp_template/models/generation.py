@@ -23,10 +23,20 @@ def generate(
     if positions:
         prompt = prompt[-(positions - 1) :]  # room for at least one new token
         max_new_tokens = min(max_new_tokens, positions - len(prompt))
+    new = generate_ids(network, prompt, max_new_tokens, tokenizer.pad_token_id, do_sample, temperature, top_k, seed)
+    return tokenizer.decode(new, skip_special_tokens=True), truncated
+
+
+@torch.no_grad()
+def generate_ids(
+    network: Any, prompt: list[int], max_new_tokens: int, pad_token_id: int | None, do_sample: bool = False,
+    temperature: float = 0.8, top_k: int | None = None, seed: int = 0,
+) -> list[int]:  # fmt: skip
+    """The new token ids after `prompt` (stopping at the network's end-of-text), in eval mode, seeded."""
     device = next(network.parameters()).device
     ids = torch.tensor([prompt], device=device)
     settings = {"attention_mask": torch.ones_like(ids), "max_new_tokens": max_new_tokens,
-                "pad_token_id": tokenizer.pad_token_id}  # fmt: skip
+                "pad_token_id": pad_token_id}  # fmt: skip
     if do_sample:  # top_k=0 turns Hugging Face's default top-k (50) off
         settings.update(do_sample=True, temperature=temperature, top_k=top_k or 0)
     else:
@@ -36,7 +46,7 @@ def generate(
     try:
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(seed)
-            output = network.generate(ids, **settings)
+            output = network.generate(input_ids=ids, **settings)
     finally:
         network.train(was_training)
-    return tokenizer.decode(output[0, len(prompt) :], skip_special_tokens=True), truncated
+    return output[0, len(prompt) :].tolist()

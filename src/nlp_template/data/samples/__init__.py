@@ -6,6 +6,7 @@ Each is a source (`load()`, `fingerprint()`) built on `base.GeneratedSamples`; c
 
 from nlp_template.data.samples.choices import ChoiceSamples
 from nlp_template.data.samples.entities import EntitySamples
+from nlp_template.data.samples.instructions import InstructionSamples
 from nlp_template.data.samples.pairs import PairSamples
 from nlp_template.data.samples.qa import QASamples
 from nlp_template.data.samples.reviews import ReviewSamples
@@ -15,6 +16,7 @@ from nlp_template.data.samples.translation import TranslationSamples
 __all__ = [
     "ChoiceSamples",
     "EntitySamples",
+    "InstructionSamples",
     "PairSamples",
     "QASamples",
     "ReviewSamples",
