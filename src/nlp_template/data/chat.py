@@ -106,15 +106,19 @@ class ChatDataModule(TokenizedDataModule):
 
     def tokenizer_texts(self, train: Dataset) -> Iterator[str]:
         """The message contents, and the template's own text (its markers), once."""
-        sample = [{"role": role, "content": ""} for role in chat_template.ROLES]
         yield chat_template.DEFAULT_CHAT_TEMPLATE if self.chat_template is None else self.chat_template
-        yield "".join(f"<|{message['role']}|>\n" for message in sample)
+        yield "".join(f"<|{role}|>\n" for role in chat_template.ROLES)
         for messages in self.conversations(train.select_columns(list(self.columns().values()))):
             yield from (message["content"] for message in messages)
 
     def make_tokenizer(self, texts: Iterator[str], data_key: str) -> PreTrainedTokenizerBase:
-        """The configured or trained tokenizer with the chat template (and end-of-text padding where it lacks one)."""
-        return self._with_template(super().make_tokenizer(texts, data_key))
+        """The configured or trained tokenizer with the chat template (and end-of-text padding where it lacks one).
+
+        A trained tokenizer learns from the template and the system prompt too (a character vocabulary must hold
+        their characters), so both are part of its cache key.
+        """
+        key = f"{data_key}|template={self.chat_template!r}|system={self.system_prompt!r}"
+        return self._with_template(super().make_tokenizer(texts, key))
 
     def load_tokenizer(self) -> PreTrainedTokenizerBase:
         """The saved tokenizer: its chat template is the run's."""

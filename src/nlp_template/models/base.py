@@ -36,6 +36,7 @@ from torch.optim import Optimizer
 from torchmetrics import Metric
 
 from nlp_template.metrics.mean import ExactMean
+from nlp_template.models import exact_step
 from nlp_template.models.backbones import build_model, model_from_config
 from nlp_template.models.graph import GraphModule
 from nlp_template.models.optim import parameter_groups
@@ -140,11 +141,26 @@ class TaskModule(L.LightningModule):
         """
         return (self.network if self._compiled is None else self._compiled)(**network_inputs(self.network, batch))
 
+    def loss_count(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """How many terms the network's loss on `batch` is a mean of.
+
+        Its examples by default (sentence tasks, QA windows, multiple-choice questions); token tasks and language
+        models count their labelled tokens.
+        """
+        return torch.tensor(batch["input_ids"].shape[0], device=batch["input_ids"].device)
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """The network's loss on one batch (a NaN/inf one is stopped or skipped by `callbacks/nonfinite_loss.py`)."""
+        """The network's loss on one batch, for a gradient that is exact over the optimizer step (see below).
+
+        A NaN/inf loss is stopped or skipped by `callbacks/nonfinite_loss.py`. `train/loss` is the batch's mean.
+        """
         loss = self(**batch).loss
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
-        return loss
+        return exact_step.scaled_loss(self, loss, self.loss_count(batch))
+
+    def on_before_optimizer_step(self, optimizer: Optimizer) -> None:
+        """Divide the summed gradients by the step's loss terms, counted over its micro-batches and ranks."""
+        exact_step.normalize_gradients(self, optimizer)
 
     def evaluate(self, batch: dict[str, torch.Tensor], stage: str) -> Any:
         """Loss and metric updates of one `val` or `test` batch (each task implements it)."""
@@ -261,6 +277,11 @@ def _forward_parameters(network_class: type) -> frozenset[str] | None:
     if any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters):
         return None
     return frozenset(parameter.name for parameter in parameters)
+
+
+def labelled_tokens(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The tokens with a label (not -100): what a token task's or masked/seq2seq LM's loss averages over."""
+    return (batch["labels"] != -100).sum()
 
 
 def truncated_flag(feature: dict) -> dict:

@@ -92,11 +92,13 @@ class CausalLM(TaskModule):
         """
         return super().forward(**batch, use_cache=False)
 
+    def loss_count(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The predicted tokens: each labelled position after the first predicts the next token."""
+        return (batch["labels"][:, 1:] != -100).sum()
+
     def evaluate(self, batch: dict[str, torch.Tensor], stage: str) -> None:
         """Accumulate the loss, weighted by the batch's predicted tokens."""
-        loss = self(**batch).loss
-        predicted = (batch["labels"][:, 1:] != -100).sum()  # each position predicts the next token
-        self.log_loss(stage, loss, predicted)
+        self.log_loss(stage, self(**batch).loss, self.loss_count(batch))
 
     def log_epoch(self, stage: str) -> None:
         """Perplexity over the whole split: exp of the token-weighted loss, summed across ranks."""

@@ -16,7 +16,7 @@ import torch
 from torch.optim import Optimizer
 from transformers import AutoModelForMaskedLM
 
-from nlp_template.models.base import TaskModule
+from nlp_template.models.base import TaskModule, labelled_tokens
 from nlp_template.utils.errors import UserInputError
 
 
@@ -82,9 +82,13 @@ class MaskedLM(TaskModule):
             )
         self.setup_network(gradient_checkpointing, compile, peft, peft_settings)
 
+    def loss_count(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The labelled tokens (the loss is a mean over them)."""
+        return labelled_tokens(batch)
+
     def evaluate(self, batch: dict[str, torch.Tensor], stage: str) -> None:
         """Accumulate the loss, weighted by the batch's masked tokens."""
-        self.log_loss(stage, self(**batch).loss, (batch["labels"] != -100).sum())
+        self.log_loss(stage, self(**batch).loss, self.loss_count(batch))
 
     def log_epoch(self, stage: str) -> None:
         """Perplexity of the masked tokens: exp of the split's token-weighted loss, summed across ranks."""

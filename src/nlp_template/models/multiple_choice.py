@@ -75,7 +75,7 @@ class MultipleChoice(TaskModule):
         output = self(**batch)
         metrics: MetricCollection = getattr(self, f"{stage}_metrics")
         metrics.update(output.logits.float(), batch["labels"])
-        self.log_loss(stage, output.loss, batch["labels"].shape[0])
+        self.log_loss(stage, output.loss, self.loss_count(batch))
         self.log_dict(metrics, prog_bar=stage == "val", batch_size=batch["labels"].shape[0])
 
     def decode_predictions(self, examples: list[dict], features: list[dict], outputs: Any, **unused: Any) -> list:

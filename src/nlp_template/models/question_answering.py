@@ -102,7 +102,7 @@ class QuestionAnswering(TaskModule):
         starts, ends = output.start_logits.float().cpu().numpy(), output.end_logits.float().cpu().numpy()
         for row, (index, length) in enumerate(zip(indices.tolist(), lengths, strict=True)):
             self._windows[stage].append((index, starts[row, :length], ends[row, :length]))
-        self.log_loss(stage, output.loss, batch["input_ids"].shape[0])  # a mean over the windows
+        self.log_loss(stage, output.loss, self.loss_count(batch))  # a mean over the windows
 
     def log_epoch(self, stage: str) -> None:
         """Exact match and F1 (0-100, SQuAD's scale) over the whole split, from every rank's windows."""

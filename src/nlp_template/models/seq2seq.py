@@ -21,7 +21,7 @@ from torch.optim import Optimizer
 from transformers import AutoModelForSeq2SeqLM
 
 from nlp_template.metrics.generation import ROUGE_KEYS, text_metric
-from nlp_template.models.base import TaskModule
+from nlp_template.models.base import TaskModule, labelled_tokens
 from nlp_template.utils.errors import UserInputError
 from nlp_template.utils.logger_adapters import log_samples
 
@@ -121,10 +121,14 @@ class Seq2SeqLM(TaskModule):
         self.hparams["generation_config"] = config.to_dict()
 
     # ------------------------------------------------------------------------------------------------ evaluation
+    def loss_count(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The labelled tokens (the loss is a mean over them)."""
+        return labelled_tokens(batch)
+
     def evaluate(self, batch: dict[str, torch.Tensor], stage: str) -> None:
         """Teacher-forced loss (weighted by target tokens) and, where enabled, the metric on generated text."""
         loss = self(**batch).loss
-        self.log_loss(stage, loss, (batch["labels"] != -100).sum())
+        self.log_loss(stage, loss, self.loss_count(batch))
         if stage == "val" and not self.generation["on_validation"]:
             return
         generated = self.generate_texts(batch["input_ids"], batch["attention_mask"])

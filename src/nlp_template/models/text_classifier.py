@@ -106,7 +106,7 @@ class SequenceClassificationTask(TaskModule):
         else:
             metrics.update(scores, labels)
         batch_size = labels.shape[0]
-        self.log_loss(stage, output.loss, batch_size)  # cross-entropy / BCE / MSE: a mean over the examples
+        self.log_loss(stage, output.loss, self.loss_count(batch))  # cross-entropy / BCE / MSE: over the examples
         self.log_dict(metrics, prog_bar=stage == "val", batch_size=batch_size)
         if self.problem_type != SINGLE:
             return None

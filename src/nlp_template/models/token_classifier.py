@@ -19,7 +19,7 @@ from transformers import AutoModelForTokenClassification
 
 from nlp_template.data.token_classification import IGNORE
 from nlp_template.metrics.entities import EntityF1, entity_spans
-from nlp_template.models.base import TaskModule, label_maps, truncated_flag
+from nlp_template.models.base import TaskModule, label_maps, labelled_tokens, truncated_flag
 
 
 class TokenClassifier(TaskModule):
@@ -81,13 +81,17 @@ class TokenClassifier(TaskModule):
             targets.append([self.hparams.id2label[t] for _, t in words])
         return predictions, targets
 
+    def loss_count(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The labelled tokens (the loss is a mean over them)."""
+        return labelled_tokens(batch)
+
     def evaluate(self, batch: dict[str, torch.Tensor], stage: str) -> None:
         """Loss, word accuracy and the entity counts of a batch."""
         output = self(**batch)
         entities, token_acc = getattr(self, f"{stage}_entities"), getattr(self, f"{stage}_token_acc")
         entities.update(*self.word_tags(output.logits, batch["labels"]))
         token_acc.update(output.logits.argmax(dim=-1), batch["labels"])
-        self.log_loss(stage, output.loss, (batch["labels"] != IGNORE).sum())  # a mean over the labelled tokens
+        self.log_loss(stage, output.loss, self.loss_count(batch))
         self.log(f"{stage}/token_acc", token_acc, batch_size=batch["labels"].shape[0])
 
     def log_epoch(self, stage: str) -> None:
