@@ -6,9 +6,9 @@ Offline, on the embedded instruction conversations (`data=sample_instructions`) 
 `experiment=sft_tiny`, every step a command a user would run, one after the other:
 1. `before`: the test exact match of the untrained model (the same config, no training step);
 2. `nlp-train experiment=sft_tiny`: full SFT on all six task families;
-3. a base chat model: the same run on four families only (add, subtract, capitals, count), exported with
+3. a base chat model: the same run on four families only (add, subtract, capitals, lookup), exported with
    `nlp-export format=hf` (a plain Hugging Face directory with the chat template);
-4. that base adapted to two new families (reverse, lookup) by full fine-tuning and by LoRA (`model.peft=lora`), the
+4. that base adapted to two new families (reverse, count) by full fine-tuning and by LoRA (`model.peft=lora`), the
    same data, epochs and seed; LoRA at a higher learning rate, the usual practice.
 Every model is scored with `nlp-predict` on the test conversations cut before their last reply: exact match per task
 family (reply text equal to the reference), so step 4 shows what each method learns (new families) and keeps (old
@@ -27,7 +27,9 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-OLD, NEW = ["add", "subtract", "capitals", "count"], ["reverse", "lookup"]
+# The new families use only characters the old ones have: the base's character tokenizer knows no others (a first
+# draft adapted to look-ups, whose `=` and `,` it had never seen, and read them as <unk>).
+OLD, NEW = ["add", "subtract", "capitals", "lookup"], ["reverse", "count"]
 SFT = ["experiment=sft_tiny", "extras.print_config=false"]
 
 
@@ -89,7 +91,7 @@ def main(argv: list[str] | None = None) -> dict:
     """Run every step; print and save the tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few steps each: checks the script, not the numbers")
-    parser.add_argument("--lora-lr", type=float, default=5e-3)
+    parser.add_argument("--lora-lr", type=float, default=2e-3)
     parser.add_argument("--adapt-epochs", type=int, default=3)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / f"sft-{stamp}")

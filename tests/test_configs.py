@@ -104,6 +104,7 @@ FILE_SOURCES = {
     "translation_files",
     "mlm_text_files",
     "choice_files",
+    "chat_files",
 }
 
 
@@ -122,7 +123,7 @@ def test_model_configs_instantiate(make_cfg, option, request):
         overrides.append(f"model.backbone={request.getfixturevalue('minilm')}")
     data = {"vocab_size": 30522, "pad_token_id": 0}
     lm_data = {"causal_lm": "data=sample_text", "seq2seq": "data=sample_translation",
-               "masked_lm": "data=mlm_sample_text"}  # fmt: skip
+               "masked_lm": "data=mlm_sample_text", "chat_lm": "data=sample_instructions"}  # fmt: skip
     if option in lm_data:  # language models: no label head, an output over the vocabulary
         model = hydra.utils.instantiate(make_cfg([*overrides, lm_data[option]]).model, _convert_="all", **data)
         assert model.network.config.vocab_size == 30522

@@ -72,6 +72,76 @@ def test_torchrun_two_cpu_processes(tmp_path):
     assert (run_dir / "train.log").read_text().count("Tokenized data saved to cache") == 1
 
 
+@pytest.mark.task("language_modeling")
+@pytest.mark.skipif(shutil.which("torchrun", path=str(Path(sys.executable).parent)) is None, reason="no torchrun")
+def test_two_torchrun_nodes_train_like_one_process_accumulating_their_batches(tmp_path, make_cfg):
+    """Two torchrun agents on localhost (c10d rendezvous, a process each, gloo) as two nodes of one job."""
+    import json
+    import socket
+
+    from nlp_template.train import train
+
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    with socket.socket() as probe:  # a free port for the rendezvous
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # A token task (the exact step weighs every token the same across ranks) without dropout (the same weights).
+    run = ["experiment=lm_tiny", *FAST, "trainer.max_epochs=1", "data.batch_size=16", "callbacks=none"]
+    node = [torchrun, "--nnodes=2", "--nproc-per-node=1", "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{port}",
+            "--rdzv-id=nodes-test", "--local-addr=127.0.0.1", "-m", "nlp_template.train", "trainer=ddp_sim",
+            "trainer.devices=1", "trainer.num_nodes=2", *run, f"paths.log_dir={tmp_path / 'logs'}",
+            f"paths.cache_dir={tmp_path / 'cache'}"]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    agents = [subprocess.Popen(node, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True) for _ in range(2)]  # fmt: skip
+    try:
+        outputs = [agent.communicate(timeout=600) for agent in agents]
+    finally:
+        for agent in agents:
+            agent.kill()
+    assert all(agent.returncode == 0 for agent in agents), [err[-2000:] for _, err in outputs]
+    (run_dir,) = (tmp_path / "logs" / "train" / "runs").iterdir()  # both nodes wrote to one directory
+    assert run_dir.name == "torchrun-nodes-test"
+    nodes = json.loads((run_dir / "metrics.json").read_text())
+    # One process taking the two nodes' batches one after the other: the same examples per optimizer step.
+    single = train(make_cfg([*run, "trainer.accumulate_grad_batches=2", "trainer=cpu"]))
+    assert nodes["val/loss"] == pytest.approx(single["val/loss"], abs=1e-4)
+    assert nodes["test/loss"] == pytest.approx(single["test/loss"], abs=1e-4)
+
+
+def test_the_sbatch_template_runs_two_nodes_under_a_stand_in_srun(tmp_path):
+    """tools/slurm_multinode.sbatch as SLURM would run it: 2 nodes x 1 task, each task a rank reading SLURM's variables.
+
+    The stand-in `srun` starts one process per task with the variables SLURM gives each (on this host, gloo, CPU).
+    """
+    root = Path(__file__).parents[1]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text(
+        "#!/bin/bash\n"
+        "for rank in 0 1; do SLURM_PROCID=$rank SLURM_NODEID=$rank SLURM_LOCALID=0 \"$@\" & done\n"
+        "wait -n && wait -n\n"
+    )
+    (bin_dir / "srun").chmod(0o755)
+    slurm = {"SLURM_JOB_ID": "7001", "SLURM_JOB_NAME": "nlp-train", "SLURM_NTASKS": "2", "SLURM_NNODES": "2",
+             "SLURM_JOB_NUM_NODES": "2", "SLURM_NTASKS_PER_NODE": "1(x2)", "SLURM_NODELIST": "localhost",
+             "MASTER_PORT": "0"}  # fmt: skip
+    with __import__("socket").socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        slurm["MASTER_PORT"] = str(probe.getsockname()[1])
+    env = {**os.environ, **slurm, "PATH": f"{bin_dir}:{os.environ['PATH']}", "OMP_NUM_THREADS": "1",
+           "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}  # fmt: skip
+    command = ["bash", str(root / "tools" / "slurm_multinode.sbatch"), "trainer.accelerator=cpu",
+               "+trainer.strategy.process_group_backend=gloo", "trainer.max_epochs=1", *FAST,
+               f"paths.log_dir={tmp_path / 'logs'}", f"paths.cache_dir={tmp_path / 'cache'}"]  # fmt: skip
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run_dir,) = (tmp_path / "logs" / "train" / "runs").iterdir()  # both tasks wrote to one directory
+    assert run_dir.name == "slurm-7001" and (run_dir / "metrics.json").is_file()
+    log = (run_dir / "train.log").read_text()  # two ranks: one tokenized, the other loaded its cache entry
+    assert log.count("Tokenized data saved to cache") == 1 and log.count("Tokenized data found in cache") == 1
+
+
 def test_submitit_local_launcher_runs_a_job(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     result = run(

@@ -127,10 +127,13 @@ def accepted(model_cfg: DictConfig, facts: dict[str, Any]) -> dict[str, Any]:
 
     A model takes what it needs and no more: a model that builds no embedding does not declare `vocab_size`.
     """
-    parameters = inspect.signature(hydra.utils.get_class(model_cfg._target_)).parameters
-    if any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters.values()):
-        return facts
-    return {key: value for key, value in facts.items() if key in parameters}
+    names: set[str] = set()
+    for cls in hydra.utils.get_class(model_cfg._target_).__mro__:  # a subclass's **kwargs go to its parent's init
+        parameters = inspect.signature(cls.__init__).parameters
+        names |= set(parameters)
+        if not any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters.values()):
+            return {key: value for key, value in facts.items() if key in names}
+    return facts
 
 
 def resume_command() -> str:

@@ -3,8 +3,9 @@
 The loss is the causal LM's, on the assistant's tokens only (the data module masks the rest, `data/chat.py`).
 Validation and test also score the model's own replies: each conversation is cut where its last reply starts, the
 model answers greedily, and `exact_match` is the share of replies equal to the reference token for token, up to and
-including the end-of-turn token (a right answer that does not stop is wrong). The score is a mean over the split's
-conversations, summed across DDP ranks before dividing, like every other metric here.
+including the end-of-turn token (a right answer that does not stop is wrong). Conversations that fill
+`data.max_length` are not scored: cut there, their last reply may be missing. The score is a mean over the split's
+scored conversations, summed across DDP ranks before dividing, like every other metric here.
 `nlp-predict` writes `response`: the reply to a conversation that ends with the user's turn.
 """
 
@@ -42,10 +43,11 @@ class ChatLM(CausalLM):
         if not self.exact_match:
             return
         eos = self.network.config.eos_token_id
-        for ids, labels in zip(batch["input_ids"].tolist(), batch["labels"].tolist(), strict=True):
+        lengths = batch["attention_mask"].sum(dim=1).tolist()
+        for ids, labels, length in zip(batch["input_ids"].tolist(), batch["labels"].tolist(), lengths, strict=True):
+            if length >= self.hparams.block_size:
+                continue  # cut by data.max_length: its last reply may be missing (an earlier one would be scored)
             reply = last_reply(labels)
-            if not reply:
-                continue  # the conversation was cut before its last reply: nothing to score
             target = ids[reply.start : reply.stop]
             if eos in target:  # the reply ends at its end-of-turn token; what the template adds after is not scored
                 target = target[: target.index(eos) + 1]

@@ -107,9 +107,19 @@ CONFIG_DIR = PROJECT_ROOT / "conf"
 def run_id() -> str:
     """`<date>_<time>_<random>`: unique even for two runs started in the same second.
 
-    Under torchrun every rank is its own process and composes its own config, yet all ranks of a node must write to
-    one run directory: there the id is the start time and process id of the torchrun agent, which the ranks share.
+    Under torchrun every rank is its own process and composes its own config, yet all ranks must write to one run
+    directory: on one node the id is the start time and process id of the torchrun agent, which its ranks share;
+    across nodes only the rendezvous id is shared (`--rdzv-id`, unique per job: e.g. the SLURM job id). The tasks
+    `srun` starts (tools/slurm_multinode.sbatch) share the SLURM job id; a requeued job resumes in its directory.
     """
+    if int(os.environ.get("GROUP_WORLD_SIZE", "1")) > 1:  # several torchrun agents (nodes) in one job
+        job = os.environ.get("TORCHELASTIC_RUN_ID", "none")
+        if job == "none":
+            raise UserInputError("a torchrun job of several nodes needs --rdzv-id=<an id unique to the job> (e.g."
+                                 " $SLURM_JOB_ID): its nodes name their shared run directory after it")  # fmt: skip
+        return f"torchrun-{job}"
+    if int(os.environ.get("SLURM_NTASKS", "1")) > 1 and "SLURM_JOB_ID" in os.environ:  # srun: a process per task
+        return f"slurm-{os.environ['SLURM_JOB_ID']}"
     if "TORCHELASTIC_RUN_ID" in os.environ:
         started = _process_start_time(os.getppid())
         if started is not None:
