@@ -182,5 +182,6 @@ def test_sft_learns_replies_evaluates_predicts_and_exports_with_its_chat_templat
         assert reply == {"role": "assistant", "content": ours["response"]}
 
 
-# Measured with the test's settings (4,000 conversations, 3 epochs): see docs/tasks.md "Chat fine-tuning (SFT)".
-EXACT_MATCH_AFTER_3_EPOCHS = 0.3
+# Measured with the test's settings (4,000 conversations, 3 epochs, 100 test conversations): test exact match 0.444
+# (val 0.552) in 128 s; 5 epochs of the full experiment: 0.569 (docs/tasks.md "Chat fine-tuning (SFT)").
+EXACT_MATCH_AFTER_3_EPOCHS = 0.35

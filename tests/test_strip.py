@@ -34,8 +34,8 @@ def test_a_file_stays_while_a_kept_task_uses_it():
     assert {"src/nlp_template/data/token_classification.py", "conf/experiment/ner_tiny.yaml",
             "tests/test_qa.py", "src/nlp_template/metrics/squad.py"} <= removed  # fmt: skip
     assert not removed & {"src/nlp_template/models/causal_lm.py", "conf/experiment/lm_tiny.yaml", "tests/test_lm.py"}
-    assert configs["experiment"] == ["ner_tiny", "ner_conll", "translation_tiny", "translation_multi30k", "mlm_tiny",
-                                     "choices_tiny", "qa_tiny", "qa_squad_minilm"]  # fmt: skip
+    assert configs["experiment"] == ["ner_tiny", "ner_conll", "translation_tiny", "translation_multi30k", "sft_tiny",
+                                     "mlm_tiny", "choices_tiny", "qa_tiny", "qa_squad_minilm"]  # fmt: skip
 
 
 def test_every_listed_file_exists_and_no_task_file_is_unlisted():
@@ -77,7 +77,7 @@ def test_strip_leaves_a_project_whose_tests_pass(tmp_path):
     project = copy_project(tmp_path / "project")
     unknown = run_strip(project, "--keep", "text_classification", "ner")
     assert unknown.returncode == 1
-    assert unknown.stderr.startswith("error: unknown task(s) ['ner']; KEEP takes names from ['language_modeling',")
+    assert unknown.stderr.startswith("error: unknown task(s) ['ner']; KEEP takes names from ['chat', 'language_modeling',")
     (project / "README.md").write_text("edited\n")
     dirty = run_strip(project, "--keep", "text_classification")
     assert dirty.returncode == 1 and "uncommitted changes" in dirty.stderr
@@ -85,7 +85,7 @@ def test_strip_leaves_a_project_whose_tests_pass(tmp_path):
 
     result = run_strip(project, "--keep", "text_classification")
     assert result.returncode == 0, result.stderr
-    removed = ["language_modeling", "masked_lm", "multiple_choice", "question_answering", "seq2seq",
+    removed = ["chat", "language_modeling", "masked_lm", "multiple_choice", "question_answering", "seq2seq",
                "token_classification"]  # fmt: skip
     assert f"Removed tasks {removed}" in result.stdout
     assert not (project / "src/nlp_template/models/token_classifier.py").exists()
