@@ -12,10 +12,20 @@ from pathlib import Path
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent / "drivers"))
-import one_step  # noqa: E402
-
 TORCHRUN = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+pytestmark = pytest.mark.task("language_modeling")  # the driver's model is a causal LM (token-weighted loss)
+
+
+@pytest.fixture
+def one_step():
+    """tests/drivers/one_step.py, imported when a test runs (a stripped project without causal LMs deselects them)."""
+    sys.path.insert(0, str(Path(__file__).parent / "drivers"))
+    try:
+        import one_step
+
+        return one_step
+    finally:
+        sys.path.pop(0)
 
 
 def close(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
@@ -23,14 +33,14 @@ def close(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
     return max((a[name] - b[name]).abs().max().item() for name in a)
 
 
-def test_accumulated_uneven_micro_batches_give_the_gradient_of_one_batch():
+def test_accumulated_uneven_micro_batches_give_the_gradient_of_one_batch(one_step):
     whole = one_step.step([[32]])
     # Token-budget-like micro-batches: different numbers of sequences and of labelled tokens each.
     assert close(one_step.step([[4, 12, 6, 10]]), whole) < 1e-6
     assert close(one_step.step([[20, 12]]), whole) < 1e-6
 
 
-def test_the_mean_of_micro_batch_means_would_differ():
+def test_the_mean_of_micro_batch_means_would_differ(one_step):
     """What the exact step replaces: the same micro-batches, each loss a mean, averaged over the step."""
     start = one_step.model()
     reference = one_step.step([[32]])
@@ -47,7 +57,7 @@ def test_the_mean_of_micro_batch_means_would_differ():
 
 @pytest.mark.slow
 @pytest.mark.skipif(TORCHRUN is None, reason="no torchrun")
-def test_two_ranks_with_uneven_batches_give_the_gradient_of_one_batch(tmp_path):
+def test_two_ranks_with_uneven_batches_give_the_gradient_of_one_batch(tmp_path, one_step):
     out = tmp_path / "ddp.pt"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     plan = [[4, 6], [12, 10]]  # rank 0: 10 sequences in 2 micro-batches; rank 1: 22 in 2
