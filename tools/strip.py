@@ -116,7 +116,6 @@ TASKS: dict[str, dict] = {
             f"{SRC}/callbacks/generation.py",
             "bench/sft_instructions.py",
             "tests/test_chat.py",
-            "tests/bad_inputs_chat.py",
         ],
         "configs": {
             "data": ["sample_instructions", "chat_files"],
