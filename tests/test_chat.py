@@ -102,7 +102,7 @@ def test_packing_restarts_positions_and_gives_each_conversation_the_loss_it_has_
                              "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 2},
                      **packed.model_kwargs()).eval()  # fmt: skip
     packed_batch, plain_batch = packed.collator()([block]), plain.collator()(rows)
-    assert "attention_mask" not in packed_batch
+    assert packed_batch["attention_mask"].sum() == len(block["input_ids"])  # counts real tokens (not used by attention)
     with torch.no_grad():
         packed_logits = model(**packed_batch).logits[0]
         alone = [model(**plain.collator()([row])).logits[0] for row in rows]

@@ -120,7 +120,7 @@ def test_the_sbatch_template_runs_two_nodes_under_a_stand_in_srun(tmp_path):
     bin_dir.mkdir()
     (bin_dir / "srun").write_text(
         "#!/bin/bash\n"
-        "for rank in 0 1; do SLURM_PROCID=$rank SLURM_NODEID=$rank SLURM_LOCALID=0 \"$@\" & done\n"
+        'for rank in 0 1; do SLURM_PROCID=$rank SLURM_NODEID=$rank SLURM_LOCALID=0 "$@" & done\n'
         "wait -n && wait -n\n"
     )
     (bin_dir / "srun").chmod(0o755)

@@ -9,8 +9,9 @@ template is stored in the run's tokenizer, so `nlp-predict` and the Hugging Face
 `labels` are the assistant's tokens only (its replies and their end-of-turn token); system, user and template tokens
 are -100, so the loss and the exact-match score (`models/chat_lm.py`) are about the replies. With `packing=true`
 training conversations are packed several to a block of `max_length` tokens with position ids that restart at each
-conversation and no attention mask, which transformers turns into attention that stays inside each conversation
-(the model checks at start-up that its attention does; see `CausalLM`). Validation and test are never packed.
+conversation, given to the model without an attention mask, which transformers turns into attention that stays
+inside each conversation (the model checks at start-up that its attention does; see `CausalLM`). Validation and test
+are never packed.
 """
 
 from __future__ import annotations
@@ -269,8 +270,9 @@ def _read_template(template: str | None) -> str | None:
 class ChatCollator:
     """Pads a batch: ids with the pad token, `labels` with -100, `attention_mask` 1 on real tokens.
 
-    Packed blocks (with `position_ids`) get no attention mask: transformers then builds attention that stays inside
-    each conversation from the position ids (padding is a last "conversation" of its own, and out of the loss).
+    Packed blocks also get `position_ids`; their attention mask only counts real tokens (throughput): `CausalLM`
+    leaves it out of the forward pass, so transformers builds attention that stays inside each conversation from the
+    position ids (padding is a last "conversation" of its own, and out of the loss).
     Own collator because `DataCollatorForSeq2Seq` pads labels but not position ids, and `DataCollatorWithFlattening`
     flattens the whole batch into one row, which leaves the length-aware batching nothing to do.
     """
@@ -285,11 +287,10 @@ class ChatCollator:
         if self.pad_to_multiple_of:
             width = -(-width // self.pad_to_multiple_of) * self.pad_to_multiple_of
         batch = {"input_ids": _padded(examples, "input_ids", width, self.pad_id)}
+        batch["attention_mask"] = _padded([{"mask": [1] * len(e["input_ids"])} for e in examples], "mask", width, 0)
         if "position_ids" in examples[0]:
             batch["position_ids"] = torch.tensor([list(example["position_ids"]) + list(range(width - len(
                 example["position_ids"]))) for example in examples])  # fmt: skip
-        else:
-            batch["attention_mask"] = _padded([{"mask": [1] * len(e["input_ids"])} for e in examples], "mask", width, 0)
         if "labels" in examples[0]:
             batch["labels"] = _padded(examples, "labels", width, IGNORE)
         return batch

@@ -88,8 +88,10 @@ class CausalLM(TaskModule):
         """The network's output, without a key/value cache (generation makes its own).
 
         Training and scoring forwards never reuse a cache, and transformers keeps packed documents apart only when
-        there is none.
+        there is none, and no attention mask: a packed batch (with `position_ids`) leaves its mask out.
         """
+        if "position_ids" in batch:
+            batch = {key: value for key, value in batch.items() if key != "attention_mask"}
         return super().forward(**batch, use_cache=False)
 
     def loss_count(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
