@@ -143,6 +143,38 @@ def test_the_sbatch_template_runs_two_nodes_under_a_stand_in_srun(tmp_path):
     assert log.count("Tokenized data saved to cache") == 1 and log.count("Tokenized data found in cache") == 1
 
 
+@pytest.mark.task("language_modeling")
+def test_fsdp2_on_cpu_trains_exactly_like_ddp_and_its_checkpoint_evaluates_anywhere(tmp_path, make_cfg):
+    """trainer=fsdp2 (ModelParallelStrategy + fully_shard) with 2 CPU processes over gloo against trainer=ddp_sim."""
+    import json
+
+    from nlp_template.eval import evaluate
+
+    run = ["experiment=lm_tiny", *FAST, "trainer.max_epochs=1", "data.batch_size=15", "callbacks=none",
+           f"paths.cache_dir={tmp_path / 'cache'}"]  # fmt: skip
+    strategies = {
+        "ddp": ["trainer=ddp_sim"],
+        "fsdp2": ["trainer=fsdp2", "trainer.accelerator=cpu", "trainer.strategy.process_group_backend=gloo"],
+    }
+    metrics = {}
+    for name, trainer in strategies.items():
+        result = run_cli(tmp_path, [*run, *trainer, f"paths.output_dir={tmp_path / name}"])
+        assert result.returncode == 0, result.stderr[-3000:]
+        metrics[name] = json.loads((tmp_path / name / "metrics.json").read_text())
+    for key in ("val/loss", "test/loss"):
+        assert metrics["fsdp2"][key] == pytest.approx(metrics["ddp"][key], abs=1e-6)
+    # The sharded run saved one full state dict: one process evaluates it like any checkpoint.
+    again = evaluate(make_cfg([f"ckpt_path='{metrics['fsdp2']['best_model_path']}'"], name="eval", run="eval"))
+    assert again["test/loss"] == pytest.approx(metrics["fsdp2"]["test/loss"], abs=1e-5)
+
+
+def run_cli(cwd: Path, overrides: list[str]) -> subprocess.CompletedProcess:
+    """`nlp-train <overrides>` in a subprocess (DDP and FSDP start their ranks from the command line)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "nlp_template.train", *overrides, "extras.print_config=false"]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
 def test_submitit_local_launcher_runs_a_job(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     result = run(

@@ -112,6 +112,25 @@ class TaskModule(L.LightningModule):
             self.network = apply_peft(self.network, peft, peft_settings, self.peft_trains_heads)
         object.__setattr__(self, "_compiled", torch.compile(self.network, dynamic=True) if compile else None)
 
+    def configure_model(self) -> None:
+        """Under `trainer=fsdp2` (Lightning's ModelParallelStrategy): shard each block, then the rest, with FSDP2.
+
+        A block is an element of any `nn.ModuleList` of the network (the transformer layers of every Hugging Face
+        model); other strategies call this too, and nothing happens.
+        """
+        mesh = getattr(self, "device_mesh", None) if self._trainer is not None else None
+        if mesh is None or "data_parallel" not in (mesh.mesh_dim_names or ()):
+            return
+        from torch.distributed.fsdp import FSDPModule, fully_shard
+
+        if isinstance(self.network, FSDPModule):  # Lightning calls this again for validate/test after fit
+            return
+        for module in list(self.network.modules()):
+            if isinstance(module, torch.nn.ModuleList):
+                for block in module:
+                    fully_shard(block, mesh=mesh["data_parallel"])
+        fully_shard(self.network, mesh=mesh["data_parallel"])
+
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """A trainable-only checkpoint (`checkpoint.trainable_only=true`) gets its frozen weights from the backbone."""
         from nlp_template.models.adapters import TRAINABLE_ONLY_KEY, fill_frozen_weights
