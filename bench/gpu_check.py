@@ -3,9 +3,10 @@
     python bench/gpu_check.py --out DIR            # on a CUDA machine (bench/gpu_check.sh sets one up), ~5 min
     python bench/gpu_check.py --smoke --out DIR    # the same code path on a CPU with a tiny model (tested)
 
-For each precision (bf16-mixed, 16-mixed, 32-true) it trains the template's TextClassifier, built from a config with
-BERT-base's shape (12 layers, hidden 768, 12 heads, intermediate 3072: its 85M encoder parameters; the embedding
-table follows the trained vocabulary; no download), through the
+For each precision (bf16-mixed, 16-mixed, 32-true, and bf16-mixed with `model.compile=true`, whose first steps
+include Inductor's compile time and the recompiles dynamic shapes need) it trains the template's TextClassifier,
+built from a config with BERT-base's shape (12 layers, hidden 768, 12 heads, intermediate 3072: its 85M encoder
+parameters; the embedding table follows the trained vocabulary; no download), through the
 template's own `train()` on examples that are all exactly 128 tokens long (embedded sentiment sentences joined
 together), and reports the ThroughputMonitor's medians (samples/s, tokens/s, step time, TFLOP/s, MFU, peak memory),
 whether every logged loss was finite, and the dev accuracy. Writes gpu_check.json and gpu_check.md to --out.
@@ -41,9 +42,10 @@ def write_long_examples(path: Path, count: int, seed: int) -> None:
             writer.writerow([" ".join(texts[i * 12 : (i + 1) * 12]), labels[i * 12]])
 
 
-def check(precision: str, args: argparse.Namespace, files: dict[str, Path]) -> dict:
+def check(precision: str, args: argparse.Namespace, files: dict[str, Path], compile: bool = False) -> dict:
     """Train `args.steps` steps in `precision` and return the throughput medians and health checks."""
-    run_dir = args.out / f"run-{precision}"
+    name = precision + (" + compile" if compile else "")
+    run_dir = args.out / f"run-{precision}{'-compile' if compile else ''}"
     shape = TINY if args.smoke else BERT_BASE
     overrides = [
         "data=files", f"data.source.train={files['train']}", f"data.source.validation={files['dev']}",
@@ -52,7 +54,7 @@ def check(precision: str, args: argparse.Namespace, files: dict[str, Path]) -> d
         f"trainer.precision={precision}", "trainer.max_epochs=1", f"+trainer.max_steps={args.steps}",
         "+trainer.num_sanity_val_steps=0", "trainer.log_every_n_steps=1",
         f"callbacks.throughput.log_every_n_steps={args.log_every}",
-        "~callbacks.early_stopping", "extras.print_config=false", "logger=csv",
+        "~callbacks.early_stopping", "extras.print_config=false", "logger=csv", f"model.compile={compile}",
     ]  # fmt: skip
     cfg = compose_config("train", overrides, run_dir, args.out / "cache")
     start = time.perf_counter()
@@ -61,7 +63,7 @@ def check(precision: str, args: argparse.Namespace, files: dict[str, Path]) -> d
     with open(run_dir / "csv" / "metrics.csv") as handle:
         losses = [float(row["train/loss"]) for row in csv.DictReader(handle) if row.get("train/loss")]
     return {
-        "precision": precision,
+        "precision": name,
         "wall_seconds": time.perf_counter() - start,
         "losses_finite": bool(losses) and all(math.isfinite(loss) for loss in losses),
         "first_loss": losses[0] if losses else None,
@@ -108,8 +110,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     files = {"train": args.out / "train.csv", "dev": args.out / "dev.csv"}
     write_long_examples(files["train"], max(args.steps * args.batch_size, 64), seed=1)
     write_long_examples(files["dev"], 64 if args.smoke else 1024, seed=2)
-    precisions = ["32-true"] if args.smoke else ["bf16-mixed", "16-mixed", "32-true"]
-    rows = [check(precision, args, files) for precision in precisions]
+    runs = [("32-true", False)] if args.smoke else [("bf16-mixed", False), ("bf16-mixed", True), ("16-mixed", False),
+                                                    ("32-true", False)]  # fmt: skip
+    rows = [check(precision, args, files, compile) for precision, compile in runs]
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
     (args.out / "gpu_check.json").write_text(json.dumps({"device": device, "rows": rows}, indent=2))
     markdown = report(rows, f"{device}, torch {torch.__version__}")
