@@ -131,7 +131,7 @@ def test_the_sbatch_template_runs_two_nodes_under_a_stand_in_srun(tmp_path):
         probe.bind(("127.0.0.1", 0))
         slurm["MASTER_PORT"] = str(probe.getsockname()[1])
     env = {**os.environ, **slurm, "PATH": f"{bin_dir}:{os.environ['PATH']}", "OMP_NUM_THREADS": "1",
-           "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}  # fmt: skip
+           "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHON": sys.executable}  # fmt: skip
     command = ["bash", str(root / "tools" / "slurm_multinode.sbatch"), "trainer.accelerator=cpu",
                "+trainer.strategy.process_group_backend=gloo", "trainer.max_epochs=1", *FAST,
                f"paths.log_dir={tmp_path / 'logs'}", f"paths.cache_dir={tmp_path / 'cache'}"]  # fmt: skip
