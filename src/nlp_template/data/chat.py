@@ -214,10 +214,6 @@ class ChatDataModule(TokenizedDataModule):
         rows = self.splits["validation"].select(range(min(count, self.splits["validation"].num_rows)))
         return [ids[: last_reply(labels).start] for ids, labels in zip(rows["input_ids"], rows["labels"], strict=True)]
 
-    def inference_settings(self) -> dict[str, Any]:
-        """The context length."""
-        return {"max_length": self.max_length}
-
     def model_kwargs(self) -> dict[str, Any]:
         """The shared facts plus end-of-text, the context length and whether training blocks are packed."""
         return {**super().model_kwargs(), "eos_token_id": self.tokenizer.eos_token_id, "block_size": self.max_length,
