@@ -83,8 +83,7 @@ class LanguageModelingDataModule(TokenizedDataModule):
         Prediction prompts (`split="predict"`) get no separator: it would end the document the model should continue.
         """
         separator = self._separator(self.tokenizer) if split != "predict" else []
-        ids = self.tokenizer([text or "" for text in batch[self.text_column]], add_special_tokens=False)["input_ids"]
-        return {"input_ids": [row + separator for row in ids]}
+        return {"input_ids": document_ids(self.tokenizer, batch[self.text_column], separator)}
 
     def tokenize(self, raw: DatasetDict) -> tuple[DatasetDict, dict]:
         """One token stream per split (every column `encode` writes, token-aligned), cut into blocks."""
@@ -149,6 +148,12 @@ def pad_with_eos(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
+
+
+def document_ids(tokenizer: PreTrainedTokenizerBase, texts: list[str | None], separator: list[int]) -> list[list[int]]:
+    """Token ids of each text (no special tokens), each followed by `separator` (the Arrow and streaming paths)."""
+    ids = tokenizer([text or "" for text in texts], add_special_tokens=False)["input_ids"]
+    return [row + separator for row in ids]
 
 
 def _concatenate(rows: list[list[int]]) -> np.ndarray:
