@@ -1,6 +1,6 @@
-"""Streaming corpora (data/streaming.py, data/stream_shards.py): litdata shards give the Arrow path's tokens, are
-reused and checked, read from a "remote" (a local folder litdata downloads from), shard across ranks, and a run
-resumes mid-epoch exactly."""
+"""Streaming corpora (data/streaming.py, data/stream_shards.py, data/streaming_mlm.py): litdata shards give the Arrow
+path's tokens (and word marks), are reused and checked, read from a "remote" (a local folder litdata downloads from),
+shard across ranks, keep fixed masked-LM evaluation masks, and a run resumes mid-epoch exactly."""
 
 from __future__ import annotations
 
@@ -147,6 +147,7 @@ def test_bad_stream_settings_are_one_line_errors(corpus, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.task("language_modeling")
 @pytest.mark.parametrize("workers", [0, 2])
 def test_streamed_run_resumes_mid_epoch_exactly(make_cfg, corpus, tmp_path, workers):
     files = ",".join(str(path) for path in corpus["train"])
@@ -167,3 +168,50 @@ def test_streamed_run_resumes_mid_epoch_exactly(make_cfg, corpus, tmp_path, work
     # The rest of epoch 0 and all of epoch 1, batch for batch; the same weights, bit for bit, on CPU.
     assert record(resumed_log) == [r for r in steps if r["step"] >= 5]
     assert_same_weights(*(tmp_path / run / "checkpoints/last.ckpt" for run in ("full", "resumed")))
+
+
+@pytest.mark.task("masked_lm")
+def test_masked_lm_stream_holds_ids_and_word_marks_and_fixes_evaluation_masks(corpus, tmp_path):
+    from nlp_template.data.masked_lm import MaskedLMDataModule
+    from nlp_template.data.masking import SPECIAL
+    from nlp_template.data.streaming_mlm import MARK_BITS, StreamingMLMDataModule
+
+    source = StreamFiles(train=[str(p) for p in corpus["train"]], validation=str(corpus["validation"]))
+    settings = {"tokenizer": str(minilm_dir()), "block_size": 18, "writers": 1, "cache_dir": str(tmp_path / "cache"),
+                "whole_word_mask": True, "seed": 0}  # fmt: skip
+    module = StreamingMLMDataModule(source, **settings)
+    module.prepare_data()
+    values = [v for block in blocks(module.splits["train"]) for v in block]  # 16-value blocks (18 with CLS/SEP)
+    ids, marks = [v >> MARK_BITS for v in values], [(v & 3) - 1 for v in values]
+    arrow = MaskedLMDataModule(FileSource(train=str(corpus["train"][0]), validation=str(corpus["validation"])),
+                               tokenizer=str(minilm_dir()), block_size=18, cache_dir=str(tmp_path / "cache"))  # fmt: skip
+    arrow.load_tokenizer()
+    texts = corpus["train"][0].read_text().split("\n")
+    encoded = arrow.encode({"text": texts}, split="train")  # the Arrow path's ids and word marks of the first file
+    reference_ids = [i for row in encoded["input_ids"] for i in row]
+    reference_marks = [m for row in encoded["word_marks"] for m in row]
+    count = len(reference_ids)  # the first file's values open the stream (one writer, files in order)
+    assert count > 500 and ids[:count] == reference_ids and marks[:count] == reference_marks
+    assert SPECIAL in marks and module.tokenizer.sep_token_id in ids
+
+    # Evaluation masks depend on the block, not on the batch it is in: batches of 4 and of 7 give the same labels.
+    def labels(batch_size: int) -> list[list[int]]:
+        module.eval_batch_size = batch_size
+        return [row for batch in module.val_dataloader() for row in batch["labels"].tolist()]
+
+    assert labels(4) == labels(7) and any(label != -100 for row in labels(4) for label in row)
+    batch = next(iter(module.val_dataloader()))
+    assert batch["input_ids"].shape[1] == 18 and (batch["input_ids"][:, 0] == module.tokenizer.cls_token_id).all()
+    # Training masks are drawn afresh: two passes over the same blocks mask differently.
+    train_batches = [next(iter(module.train_dataloader()))["labels"] for _ in range(2)]
+    assert not torch.equal(*train_batches)
+
+
+@pytest.mark.task("masked_lm")
+def test_masked_lm_trains_on_a_stream(make_cfg, corpus):
+    files = ",".join(str(path) for path in corpus["train"])
+    overrides = ["experiment=mlm_tiny", "data=mlm_stream_files", f"data.tokenizer={minilm_dir()}",
+                 f"data.source.train=[{files}]", f"data.source.validation={corpus['validation']}",
+                 "data.block_size=32", "debug=fdr", "extras.print_config=false"]  # fmt: skip
+    metrics = train(make_cfg(overrides))
+    assert metrics["val/loss"] > 0 and metrics["global_step"] == 1

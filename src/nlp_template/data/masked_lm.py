@@ -79,10 +79,8 @@ class MaskedLMDataModule(LanguageModelingDataModule):
             encoded = self.tokenizer(texts, truncation=True, max_length=self.block_size)
             truncated = [bool(encoding.overflowing) for encoding in encoded.encodings]  # as the other tasks count
             return {"input_ids": encoded["input_ids"], "truncated": truncated}
-        encoded = self.tokenizer(texts, add_special_tokens=False)
-        separator = self._separator(self.tokenizer)
-        marks = [_word_marks(encoded.word_ids(row)) + [SPECIAL] * len(separator) for row in range(len(texts))]
-        return {"input_ids": [ids + separator for ids in encoded["input_ids"]], "word_marks": marks}
+        ids, marks = marked_ids(self.tokenizer, texts, self._separator(self.tokenizer))
+        return {"input_ids": ids, "word_marks": marks}
 
     def blocks(self, stream: dict[str, np.ndarray], split: str) -> Dataset:
         """`[CLS]` + `block_size - 2` tokens + `[SEP]`; validation/test blocks are masked here, once."""
@@ -175,6 +173,13 @@ def _padded(rows: list[list[int]], value: int, length: int | None = None) -> tor
     for index, row in enumerate(rows):
         out[index, : len(row)] = torch.as_tensor(row, dtype=torch.long)
     return out
+
+
+def marked_ids(tokenizer: PreTrainedTokenizerBase, texts: list[str], separator: list[int]) -> tuple[list, list]:
+    """Token ids of each text followed by `separator`, and their word marks (the Arrow and streaming paths)."""
+    encoded = tokenizer(texts, add_special_tokens=False)
+    marks = [_word_marks(encoded.word_ids(row)) + [SPECIAL] * len(separator) for row in range(len(texts))]
+    return [ids + separator for ids in encoded["input_ids"]], marks
 
 
 def _word_marks(words: list[int | None]) -> list[int]:

@@ -20,8 +20,9 @@ batches need no padding.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from filelock import FileLock
@@ -95,6 +96,21 @@ class StreamingLMDataModule(LanguageModelingDataModule):
         self.splits: dict[str, Any] = {}
         self._loaders: dict[str, Any] = {}
 
+    # ------------------------------------------------------------------------------------------------ task hooks
+    stream_layout: ClassVar[str] = "token-ids"  # what a stream's values are (recorded and checked on reuse)
+
+    def stream_encoder(self) -> Callable[[list[str]], list[list[int]]]:
+        """Texts -> the values a stream holds per row (pickled into litdata's writer processes)."""
+        return _Encode(self.tokenizer, self._separator(self.tokenizer))
+
+    def stream_block_tokens(self) -> int:
+        """Stream values per example: a whole block (a task that adds tokens around it takes fewer)."""
+        return self.block_size
+
+    def stream_collator(self, train: bool) -> Callable[[list[torch.Tensor]], dict[str, torch.Tensor]]:
+        """Stream blocks -> a training or evaluation batch."""
+        return StreamCollator()
+
     # ------------------------------------------------------------------------------------------------ the stream
     def prepare_data(self) -> None:
         """Load the tokenizer; find the stream (checked against this run's settings) or write it."""
@@ -112,8 +128,9 @@ class StreamingLMDataModule(LanguageModelingDataModule):
     def _settings(self) -> dict[str, Any]:
         """What decides the token ids (recorded in stream.json and checked when a stream is reused)."""
         separator = self._separator(self.tokenizer)
-        return {"version": STREAM_VERSION, "tokenizer": tokenizer_fingerprint(self.tokenizer),
-                "text_column": self.text_column, "separator": separator}  # fmt: skip
+        return {"version": STREAM_VERSION, "layout": self.stream_layout, "tokenizer":
+                tokenizer_fingerprint(self.tokenizer), "text_column": self.text_column,
+                "separator": separator}  # fmt: skip
 
     def _stream(self) -> str:
         """The stream's location: checked when it exists, written from the source files when it does not."""
@@ -139,9 +156,8 @@ class StreamingLMDataModule(LanguageModelingDataModule):
                 raise UserInputError("a stream needs validation files (no carve from a stream): set"
                                      " data.source.validation")  # fmt: skip
             log.info("Writing token shards of %s to %s", ", ".join(files), location)
-            encode = _Encode(self.tokenizer, settings["separator"])
-            write_stream(files, encode, self.text_column, Path(location), {**settings, "files": signature},
-                         self.chunk_tokens, self.writers)  # fmt: skip
+            write_stream(files, self.stream_encoder(), self.text_column, Path(location),
+                         {**settings, "files": signature}, self.chunk_tokens, self.writers)  # fmt: skip
             found = read_meta(location, self._remote_cache(location))
         else:
             check_meta(location, found, settings, signature)
@@ -162,13 +178,13 @@ class StreamingLMDataModule(LanguageModelingDataModule):
             raise UserInputError(f"the stream has no {split} split; give data.source.{split} files (a new stream)")
         url = self.splits[split]
         cache = str(self._remote_cache(url)) if is_remote(url) else None
-        return StreamingDataset(url, item_loader=TokensLoader(block_size=self.block_size), shuffle=train,
+        return StreamingDataset(url, item_loader=TokensLoader(block_size=self.stream_block_tokens()), shuffle=train,
                                 seed=self.seed, drop_last=train, cache_dir=cache)  # fmt: skip
 
     def _stream_loader(self, split: str, train: bool) -> Any:
         batch_size = self.batch_size if train else self.eval_batch_size
         loader = ResumableStreamingLoader(self._dataset(split, train), batch_size=batch_size,
-                                          num_workers=self.num_workers, collate_fn=StreamCollator(),
+                                          num_workers=self.num_workers, collate_fn=self.stream_collator(train),
                                           drop_last=train)  # fmt: skip
         return loader
 
@@ -210,10 +226,6 @@ class StreamingLMDataModule(LanguageModelingDataModule):
             return super().generation_prompts(prompts, count, prompt_tokens)
         dataset = self._dataset("validation", train=False)
         return [dataset[index][:prompt_tokens].tolist() for index in range(min(count, len(dataset)))]
-
-    def collator(self) -> StreamCollator:
-        """Stack full blocks (prediction prompts use the Arrow path's collator: they vary in length)."""
-        return StreamCollator()
 
     def make_tokenizer(self, texts: Any, data_key: str) -> PreTrainedTokenizerBase:
         """The pretrained tokenizer (streams never train one)."""
