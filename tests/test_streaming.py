@@ -184,7 +184,8 @@ def test_masked_lm_stream_holds_ids_and_word_marks_and_fixes_evaluation_masks(co
     values = [v for block in blocks(module.splits["train"]) for v in block]  # 16-value blocks (18 with CLS/SEP)
     ids, marks = [v >> MARK_BITS for v in values], [(v & 3) - 1 for v in values]
     arrow = MaskedLMDataModule(FileSource(train=str(corpus["train"][0]), validation=str(corpus["validation"])),
-                               tokenizer=str(minilm_dir()), block_size=18, cache_dir=str(tmp_path / "cache"))  # fmt: skip
+                               tokenizer=str(minilm_dir()), block_size=18,
+                               cache_dir=str(tmp_path / "cache"))  # fmt: skip
     arrow.load_tokenizer()
     texts = corpus["train"][0].read_text().split("\n")
     encoded = arrow.encode({"text": texts}, split="train")  # the Arrow path's ids and word marks of the first file

@@ -28,9 +28,10 @@ MARK_BITS = 2  # a stream value is id << 2 | (mark + 1)
 
 
 class StreamingMLMDataModule(StreamingLMDataModule, MaskedLMDataModule):
-    """Masked-LM data streamed from litdata shards: the arguments of `StreamingLMDataModule` (`stream_dir`,
-    `chunk_tokens`, `writers`, ...) and the masking settings of `MaskedLMDataModule` (`mlm_probability`,
-    `whole_word_mask`, `mask_replace_prob`, `random_replace_prob`).
+    """Masked-LM data streamed from litdata shards.
+
+    Takes the arguments of `StreamingLMDataModule` (`stream_dir`, `chunk_tokens`, `writers`, ...) and the masking
+    settings of `MaskedLMDataModule` (`mlm_probability`, `whole_word_mask`, `mask_replace_prob`, ...).
     """
 
     stream_layout: ClassVar[str] = "token-ids-with-word-marks"
