@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -65,3 +66,32 @@ def test_two_ranks_with_uneven_batches_give_the_gradient_of_one_batch(tmp_path, 
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert close(torch.load(out, weights_only=True), one_step.step([[32]])) < 1e-6
+
+
+def test_model_config_clipping_applies_and_the_trainer_setting_wins(tmp_path):
+    """`model.gradient_clip_val` clips when the Trainer sets none; `trainer.gradient_clip_val` (0: off) overrides it."""
+    import lightning as L
+
+    from nlp_template.models.text_classifier import TextClassifier
+
+    def largest_step(model_clip: float | None, trainer_clip: float | None) -> float:
+        torch.manual_seed(0)
+        model = TextClassifier(config={"model_type": "bert", "hidden_size": 16, "num_hidden_layers": 1,
+                                       "num_attention_heads": 2, "intermediate_size": 32},
+                               id2label={0: "a", 1: "b"}, vocab_size=50, pad_token_id=0,
+                               optimizer=partial(torch.optim.SGD, lr=1.0), gradient_clip_val=model_clip)  # fmt: skip
+        before = {name: p.detach().clone() for name, p in model.named_parameters()}
+        batch = {"input_ids": torch.randint(1, 50, (8, 6)), "attention_mask": torch.ones(8, 6, dtype=torch.long),
+                 "labels": torch.randint(0, 2, (8,))}  # fmt: skip
+        trainer = L.Trainer(max_steps=1, gradient_clip_val=trainer_clip, logger=False, enable_checkpointing=False,
+                            enable_progress_bar=False, enable_model_summary=False,
+                            default_root_dir=tmp_path)  # fmt: skip
+        trainer.fit(model, torch.utils.data.DataLoader([batch], batch_size=None))
+        steps = [(p.detach() - before[name]).flatten() for name, p in model.named_parameters()]
+        return float(torch.cat(steps).norm())  # SGD, lr 1: the step is the (clipped) gradient
+
+    unclipped = largest_step(None, None)
+    assert unclipped > 0.1  # the gradient norm of this batch, larger than the clips below
+    assert largest_step(0.05, None) == pytest.approx(0.05, rel=1e-4)  # the model config's clip
+    assert largest_step(0.05, 0.02) == pytest.approx(0.02, rel=1e-4)  # the Trainer's wins
+    assert largest_step(0.05, 0) == pytest.approx(unclipped, rel=1e-6)  # trainer.gradient_clip_val=0: off

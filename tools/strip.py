@@ -67,7 +67,7 @@ TASKS: dict[str, dict] = {
         ],
         "configs": {
             "data": ["conll", "conll2003", "sample_entities"],
-            "model": ["token_classifier"],
+            "model": ["token_classifier", "token_classifier_pretrained"],
             "experiment": ["ner_tiny", "ner_conll"],
         },
     },

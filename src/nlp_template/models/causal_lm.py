@@ -33,6 +33,7 @@ class CausalLM(TaskModule):
         tokenizer_path: where the run's tokenizer is saved (given by the data module).
         optimizer: partial optimizer, called with the parameter groups.
         scheduler: partial scheduler, called with the optimizer and `num_training_steps`.
+        gradient_clip_val: clip the gradient norm to this; `trainer.gradient_clip_val`, when set, wins (0: off).
         backbone_config: the network's full config; set automatically and used when loading a checkpoint.
         gradient_checkpointing: recompute activations in the backward pass.
         compile: `torch.compile` the network with dynamic shapes.
@@ -58,6 +59,7 @@ class CausalLM(TaskModule):
         tokenizer_path: str | None = None,
         optimizer: Callable[..., Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
+        gradient_clip_val: float | None = None,
         backbone_config: dict[str, Any] | None = None,
         gradient_checkpointing: bool = False,
         compile: bool = False,
@@ -65,7 +67,7 @@ class CausalLM(TaskModule):
         peft_settings: dict[str, Any] | None = None,
         packed: bool = False,
     ) -> None:
-        super().__init__(optimizer, scheduler)
+        super().__init__(optimizer, scheduler, gradient_clip_val)
         self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
         task_settings = {
             "vocab_size": vocab_size,

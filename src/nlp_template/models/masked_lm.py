@@ -36,6 +36,7 @@ class MaskedLM(TaskModule):
         top_k: how many candidates `nlp-predict` lists per mask (`top_k=...` on its command line overrides it).
         optimizer: partial optimizer, called with the parameter groups.
         scheduler: partial scheduler, called with the optimizer and `num_training_steps`.
+        gradient_clip_val: clip the gradient norm to this; `trainer.gradient_clip_val`, when set, wins (0: off).
         backbone_config: the network's full config; set automatically and used when loading a checkpoint.
         gradient_checkpointing: recompute activations in the backward pass.
         compile: `torch.compile` the network with dynamic shapes.
@@ -60,13 +61,14 @@ class MaskedLM(TaskModule):
         top_k: int = 5,
         optimizer: Callable[..., Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
+        gradient_clip_val: float | None = None,
         backbone_config: dict[str, Any] | None = None,
         gradient_checkpointing: bool = False,
         compile: bool = False,
         peft: str | None = None,
         peft_settings: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(optimizer, scheduler)
+        super().__init__(optimizer, scheduler, gradient_clip_val)
         self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
         # The special ids go into the config too: a config built from scratch (ModernBERT's) otherwise keeps the ids of
         # its original 50k vocabulary, outside this tokenizer's.

@@ -42,6 +42,7 @@ class QuestionAnswering(TaskModule):
         null_threshold: SQuAD v2.0: answer "" when the null score beats the best span's by more than this.
         optimizer: partial optimizer, called with the parameter groups.
         scheduler: partial scheduler, called with the optimizer and `num_training_steps`.
+        gradient_clip_val: clip the gradient norm to this; `trainer.gradient_clip_val`, when set, wins (0: off).
         backbone_config: the network's full config; set automatically and used when loading a checkpoint.
         gradient_checkpointing: recompute activations in the backward pass.
         compile: `torch.compile` the network with dynamic shapes.
@@ -76,13 +77,14 @@ class QuestionAnswering(TaskModule):
         null_threshold: float = 0.0,
         optimizer: Callable[..., Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
+        gradient_clip_val: float | None = None,
         backbone_config: dict[str, Any] | None = None,
         gradient_checkpointing: bool = False,
         compile: bool = False,
         peft: str | None = None,
         peft_settings: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(optimizer, scheduler)
+        super().__init__(optimizer, scheduler, gradient_clip_val)
         self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
         task_settings = {"vocab_size": vocab_size, "pad_token_id": pad_token_id}
         self.network = self.hf_network(AutoModelForQuestionAnswering, task_settings)

@@ -127,6 +127,7 @@ class RNNClassifier(SequenceClassificationTask):
         freeze_embedding: keep the initialised embedding fixed.
         optimizer: partial optimizer, called with the parameter groups.
         scheduler: partial scheduler, called with the optimizer and `num_training_steps`.
+        gradient_clip_val: clip the gradient norm to this; `trainer.gradient_clip_val`, when set, wins (0: off).
         compile: `torch.compile` the network with dynamic shapes.
     """
 
@@ -151,10 +152,11 @@ class RNNClassifier(SequenceClassificationTask):
         freeze_embedding: bool = False,
         optimizer: Callable[..., Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
+        gradient_clip_val: float | None = None,
         compile: bool = False,
     ) -> None:
         names, problem_type = classification_settings(id2label, problem_type, "RNNClassifier")
-        super().__init__(len(names), problem_type, threshold, optimizer, scheduler)
+        super().__init__(len(names), problem_type, threshold, optimizer, scheduler, gradient_clip_val)
         if not vocab_size:
             raise UserInputError("RNNClassifier needs vocab_size (the data module provides it in train.py)")
         pretrained = _pretrained_embeddings(backbone, vocab_size) if backbone else None

@@ -47,6 +47,7 @@ class Seq2SeqLM(TaskModule):
         tokenizer_path: where the run's tokenizer is saved (given by the data module).
         optimizer: partial optimizer, called with the parameter groups.
         scheduler: partial scheduler, called with the optimizer and `num_training_steps`.
+        gradient_clip_val: clip the gradient norm to this; `trainer.gradient_clip_val`, when set, wins (0: off).
         backbone_config: the network's full config; set automatically and used when loading a checkpoint.
         generation_config: the network's generation settings; set automatically, restored with a checkpoint.
         gradient_checkpointing: recompute activations in the backward pass.
@@ -75,6 +76,7 @@ class Seq2SeqLM(TaskModule):
         tokenizer_path: str | None = None,
         optimizer: Callable[..., Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
+        gradient_clip_val: float | None = None,
         backbone_config: dict[str, Any] | None = None,
         generation_config: dict[str, Any] | None = None,
         gradient_checkpointing: bool = False,
@@ -82,7 +84,7 @@ class Seq2SeqLM(TaskModule):
         peft: str | None = None,
         peft_settings: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(optimizer, scheduler)
+        super().__init__(optimizer, scheduler, gradient_clip_val)
         self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
         if metric not in METRICS:
             raise UserInputError(f"model.metric={metric} is not one of {', '.join(METRICS)}")

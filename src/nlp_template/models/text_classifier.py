@@ -66,6 +66,7 @@ class SequenceClassificationTask(TaskModule):
         threshold: multi-label: a label is predicted when its probability is at least this.
         optimizer: partial optimizer, called with the parameter groups.
         scheduler: partial scheduler, called with the optimizer and `num_training_steps`.
+        gradient_clip_val: clip the gradient norm to this; `trainer.gradient_clip_val`, when set, wins (0: off).
     """
 
     pipeline_task = "text-classification"
@@ -77,8 +78,9 @@ class SequenceClassificationTask(TaskModule):
         threshold: float = 0.5,
         optimizer: Callable[..., Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
+        gradient_clip_val: float | None = None,
     ) -> None:
-        super().__init__(optimizer, scheduler)
+        super().__init__(optimizer, scheduler, gradient_clip_val)
         if problem_type not in (SINGLE, MULTI, REGRESSION):
             raise UserInputError(f"unknown problem_type '{problem_type}'; use {SINGLE}, {MULTI} or {REGRESSION}")
         self.problem_type, self.threshold = problem_type, threshold
@@ -168,6 +170,7 @@ class TextClassifier(SequenceClassificationTask):
         tokenizer_path: where the run's tokenizer is saved (given by the data module).
         optimizer: partial optimizer, called with the parameter groups.
         scheduler: partial scheduler, called with the optimizer and `num_training_steps`.
+        gradient_clip_val: clip the gradient norm to this; `trainer.gradient_clip_val`, when set, wins (0: off).
         backbone_config: the network's full config; set automatically and used when loading a checkpoint.
         gradient_checkpointing: recompute activations in the backward pass (less memory, ~30% more compute).
         compile: `torch.compile` the network (not the LightningModule) with dynamic shapes, so the varying
@@ -189,6 +192,7 @@ class TextClassifier(SequenceClassificationTask):
         tokenizer_path: str | None = None,
         optimizer: Callable[..., Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
+        gradient_clip_val: float | None = None,
         backbone_config: dict[str, Any] | None = None,
         gradient_checkpointing: bool = False,
         compile: bool = False,
@@ -196,7 +200,7 @@ class TextClassifier(SequenceClassificationTask):
         peft_settings: dict[str, Any] | None = None,
     ) -> None:
         names, problem_type = classification_settings(id2label, problem_type, "TextClassifier")
-        super().__init__(len(names), problem_type, threshold, optimizer, scheduler)
+        super().__init__(len(names), problem_type, threshold, optimizer, scheduler, gradient_clip_val)
         self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
         self.hparams.update(id2label=None if problem_type == REGRESSION else names, problem_type=problem_type)
         task_settings = {"id2label": names, "problem_type": problem_type, "vocab_size": vocab_size,

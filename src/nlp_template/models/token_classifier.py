@@ -35,6 +35,7 @@ class TokenClassifier(TaskModule):
         tokenizer_path: where the run's tokenizer is saved (given by the data module).
         optimizer: partial optimizer, called with the parameter groups.
         scheduler: partial scheduler, called with the optimizer and `num_training_steps`.
+        gradient_clip_val: clip the gradient norm to this; `trainer.gradient_clip_val`, when set, wins (0: off).
         backbone_config: the network's full config; set automatically and used when loading a checkpoint.
         gradient_checkpointing: recompute activations in the backward pass.
         compile: `torch.compile` the network with dynamic shapes.
@@ -55,13 +56,14 @@ class TokenClassifier(TaskModule):
         tokenizer_path: str | None = None,
         optimizer: Callable[..., Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
+        gradient_clip_val: float | None = None,
         backbone_config: dict[str, Any] | None = None,
         gradient_checkpointing: bool = False,
         compile: bool = False,
         peft: str | None = None,
         peft_settings: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(optimizer, scheduler)
+        super().__init__(optimizer, scheduler, gradient_clip_val)
         id2label = label_maps(id2label, "TokenClassifier")
         self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
         self.hparams["id2label"] = id2label
