@@ -194,6 +194,11 @@ def test_masked_lm_stream_holds_ids_and_word_marks_and_fixes_evaluation_masks(co
     count = len(reference_ids)  # the first file's values open the stream (one writer, files in order)
     assert count > 500 and ids[:count] == reference_ids and marks[:count] == reference_marks
     assert SPECIAL in marks and module.tokenizer.sep_token_id in ids
+    # Read as a causal-LM stream, its packed values would be wrong token ids: refused.
+    as_lm = StreamingLMDataModule(StreamFiles(), tokenizer=str(minilm_dir()), stream_dir=module.location,
+                                  cache_dir=str(tmp_path / "cache"))  # fmt: skip
+    with pytest.raises(UserInputError, match="was written with layout='token-ids-with-word-marks'"):
+        as_lm.prepare_data()
 
     # Evaluation masks depend on the block, not on the batch it is in: batches of 4 and of 7 give the same labels.
     def labels(batch_size: int) -> list[list[int]]:

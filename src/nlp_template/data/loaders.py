@@ -60,7 +60,7 @@ class BatchLoaders:
             # Worker seeds come from this generator, not from torch's global one: creating an iterator then draws
             # nothing from the stream dropout uses, so a resumed run's random numbers match the uninterrupted run's.
             generator=torch.Generator().manual_seed(self.seed),
-            worker_init_fn=_ignore_ctrl_c if self.num_workers > 0 else None,
+            worker_init_fn=ignore_ctrl_c if self.num_workers > 0 else None,
         )
 
     def pad_multiple(self) -> int | None:
@@ -101,7 +101,7 @@ class BatchLoaders:
         self._resume = state_dict.get("batching")
 
 
-def _ignore_ctrl_c(worker_id: int) -> None:
+def ignore_ctrl_c(worker_id: int) -> None:
     """Make a data loader worker ignore Ctrl-C.
 
     The terminal sends Ctrl-C to the whole process group; a worker that exited on it would leave the main process,

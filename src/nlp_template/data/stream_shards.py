@@ -192,7 +192,7 @@ def check_meta(location: str, found: dict, expected: dict, files: dict | None) -
     if found.get("version") != STREAM_VERSION:
         raise UserInputError(f"{location} holds a stream of another version ({found.get('version')}); write it again"
                              " (point data.stream_dir at an empty folder)")  # fmt: skip
-    for key in ("tokenizer", "text_column", "separator"):
+    for key in ("layout", "tokenizer", "text_column", "separator"):
         if found.get(key) != expected[key]:
             raise UserInputError(
                 f"the stream at {location} was written with {key}={found.get(key)!r}, this run has"

@@ -30,6 +30,7 @@ from transformers import PreTrainedTokenizerBase
 
 from nlp_template.data.cache import cache_key
 from nlp_template.data.language_modeling import LanguageModelingDataModule, document_ids
+from nlp_template.data.loaders import ignore_ctrl_c
 from nlp_template.data.stream_shards import (
     STREAM_VERSION,
     StreamFiles,
@@ -185,7 +186,8 @@ class StreamingLMDataModule(LanguageModelingDataModule):
         batch_size = self.batch_size if train else self.eval_batch_size
         loader = ResumableStreamingLoader(self._dataset(split, train), batch_size=batch_size,
                                           num_workers=self.num_workers, collate_fn=self.stream_collator(train),
-                                          drop_last=train)  # fmt: skip
+                                          drop_last=train,
+                                          worker_init_fn=ignore_ctrl_c if self.num_workers else None)  # fmt: skip
         return loader
 
     def train_dataloader(self) -> Any:
