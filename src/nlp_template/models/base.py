@@ -53,7 +53,7 @@ class TaskModule(L.LightningModule):
         optimizer: partial optimizer, called with the parameter groups.
         scheduler: partial scheduler, called with the optimizer and `num_training_steps`.
         gradient_clip_val: clip the gradient norm to this; `trainer.gradient_clip_val`, when set, wins (0: off).
-            The pretrained-model configs set 1.0, as the Hugging Face Trainer does (docs/tasks.md, "Fine-tuning
+            The pretrained-model configs set 1.0, as the Hugging Face Trainer does (docs/results.md, "Fine-tuning
             defaults": +5 entity F1 on CoNLL-2003 with MiniLM).
     """
 
