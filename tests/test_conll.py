@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from conftest import SHARED_DATA, minilm_dir
 
 from nlp_template.data.conll import ConllSource
 from nlp_template.utils.errors import UserInputError
@@ -94,7 +93,7 @@ def test_missing_file(tmp_path):
         ConllSource(train=write(tmp_path, "a O\n"), validation=str(tmp_path / "nope.txt")).load()
 
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "conll2003"
+REAL = SHARED_DATA / "conll2003"
 # Measured with these settings (4,000 training sentences, 1 epoch, MiniLM, the pretrained config's clipping at 1.0):
 # validation entity F1 0.715 and 0.720 (two runs, 2 CPU cores) on all 3,250 sentences of valid.txt; the same run
 # with model.gradient_clip_val=null gave 0.349, so this test fails if the config loses its clipping.
@@ -104,8 +103,6 @@ EXPECTED_F1 = 0.715
 @pytest.mark.slow
 @pytest.mark.skipif(not REAL.is_dir(), reason="needs ../shared/data/conll2003 (real users do not have it)")
 def test_real_conll2003_with_the_pretrained_config_reaches_the_measured_f1(make_cfg):
-    from conftest import minilm_dir
-
     from nlp_template.train import train
 
     if minilm_dir() is None:
