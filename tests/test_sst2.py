@@ -26,6 +26,7 @@ def test_sst2_minilm_dev_accuracy(tmp_path):
         "model=text_classifier_pretrained",
         f"model.backbone={minilm_dir()}",
         "model.optimizer.lr=1e-4",
+        "model.gradient_clip_val=null",  # at this learning rate clipping costs 1-2 points (docs/results.md)
         "data=files",
         f"data.source.train={SST2 / 'train.tsv'}",
         f"data.source.test={SST2 / 'dev.tsv'}",
@@ -41,4 +42,4 @@ def test_sst2_minilm_dev_accuracy(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     run_dir = Path(re.search(r"Run directory: (.+)", result.stdout).group(1))
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["test/acc"] >= 0.82  # measured 0.846 on 2 CPU cores (seed 42); a full epoch on all data: README
+    assert metrics["test/acc"] >= 0.82  # measured 0.842 on 2 CPU cores (seed 42); a full epoch on all data: README
