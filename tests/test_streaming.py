@@ -146,6 +146,24 @@ def test_bad_stream_settings_are_one_line_errors(corpus, tmp_path):
     assert not list((tmp_path / "cache" / "streams").glob("*partial*"))  # nothing half-written is left
 
 
+@pytest.mark.task("language_modeling")
+def test_a_streamed_run_exports_verified_and_predicts(make_cfg, corpus, tmp_path):
+    from nlp_template.export import export
+    from nlp_template.predict import predict
+
+    overrides = ["experiment=lm_stream", f"data.tokenizer={minilm_dir()}", f"data.source.train={corpus['train'][0]}",
+                 f"data.source.validation={corpus['validation']}", "data.block_size=16", "model.config.n_layer=1",
+                 "debug=fdr", "extras.print_config=false"]  # fmt: skip
+    ckpt = train(make_cfg(overrides))["best_model_path"] or str(tmp_path / "run/checkpoints/last.ckpt")
+    output = export(make_cfg([f"ckpt_path={ckpt}", "format=onnx", f"output={tmp_path / 'onnx'}"], name="export"))
+    report = json.loads((Path(output) / "export_report.json").read_text())
+    assert report["max_abs_diff"] <= report["tolerance"]  # checked on held-out streamed blocks
+    (tmp_path / "prompts.txt").write_text("the river ran\n")
+    predict(make_cfg([f"ckpt_path={ckpt}", f"input={tmp_path / 'prompts.txt'}", f"output={tmp_path / 'out.jsonl'}"],
+                     name="predict"))  # fmt: skip
+    assert "continuation" in json.loads((tmp_path / "out.jsonl").read_text().splitlines()[0])
+
+
 @pytest.mark.slow
 @pytest.mark.task("language_modeling")
 @pytest.mark.parametrize("workers", [0, 2])
@@ -208,6 +226,10 @@ def test_masked_lm_stream_holds_ids_and_word_marks_and_fixes_evaluation_masks(co
     assert labels(4) == labels(7) and any(label != -100 for row in labels(4) for label in row)
     batch = next(iter(module.val_dataloader()))
     assert batch["input_ids"].shape[1] == 18 and (batch["input_ids"][:, 0] == module.tokenizer.cls_token_id).all()
+    held_out = module.held_out_features(2)[0]["input_ids"]  # what export checks feed: [CLS] ids [SEP], no marks
+    assert (
+        len(held_out) == 18 and held_out[0] == module.tokenizer.cls_token_id and max(held_out) < len(module.tokenizer)
+    )
     # Training masks are drawn afresh: two passes over the same blocks mask differently.
     train_batches = [next(iter(module.train_dataloader()))["labels"] for _ in range(2)]
     assert not torch.equal(*train_batches)

@@ -341,6 +341,11 @@ class TokenizedDataModule(BatchLoaders, L.LightningDataModule):
         features = [dict(zip(encoded, values, strict=True)) for values in zip(*encoded.values(), strict=True)]
         return examples, features
 
+    def held_out_features(self, size: int) -> list[dict]:
+        """The first `size` encoded examples of the test split (validation where there is none): export checks."""
+        dataset = self.splits["test" if "test" in self.splits else "validation"]
+        return [dict(row) for row in dataset.select(range(min(size, len(dataset))))]
+
     def collate_inputs(self, features: list[dict]) -> dict[str, torch.Tensor]:
         """The model inputs of encoded features as one padded batch (as in training, without labels)."""
         names = set(self.tokenizer.model_input_names)

@@ -222,12 +222,21 @@ class StreamingLMDataModule(LanguageModelingDataModule):
         """Resume the training stream where the checkpoint left it (applied when the loader is built)."""
         self._resume = state_dict
 
+    def held_out_features(self, size: int) -> list[dict]:
+        """The first `size` blocks of the test stream (validation where there is none), as token ids."""
+        dataset = self._dataset("test" if "test" in self.splits else "validation", train=False)
+        return [{"input_ids": self.block_ids(dataset[index])} for index in range(min(size, len(dataset)))]
+
+    def block_ids(self, values: torch.Tensor) -> list[int]:
+        """The token ids of one streamed block (a stream holds ids as they are)."""
+        return values.tolist()
+
     def generation_prompts(self, prompts: list[str] | None, count: int, prompt_tokens: int) -> list[list[int]]:
         """The given prompts, else the first `prompt_tokens` tokens of the first `count` validation blocks."""
         if prompts:
             return super().generation_prompts(prompts, count, prompt_tokens)
         dataset = self._dataset("validation", train=False)
-        return [dataset[index][:prompt_tokens].tolist() for index in range(min(count, len(dataset)))]
+        return [self.block_ids(dataset[index])[:prompt_tokens] for index in range(min(count, len(dataset)))]
 
     def make_tokenizer(self, texts: Any, data_key: str) -> PreTrainedTokenizerBase:
         """The pretrained tokenizer (streams never train one)."""

@@ -46,6 +46,10 @@ class StreamingMLMDataModule(StreamingLMDataModule, MaskedLMDataModule):
         """`[CLS]` and `[SEP]` are added around each streamed block."""
         return self.block_size - 2
 
+    def block_ids(self, values: torch.Tensor) -> list[int]:
+        """`[CLS]` + the block's token ids (its word marks dropped) + `[SEP]`."""
+        return [self.tokenizer.cls_token_id, *(values.long() >> MARK_BITS).tolist(), self.tokenizer.sep_token_id]
+
     def stream_collator(self, train: bool) -> StreamMaskingCollator:
         """Blocks masked afresh (training) or with their fixed masks (evaluation)."""
         return StreamMaskingCollator(self.tokenizer, self.masker(), None if train else self.seed)

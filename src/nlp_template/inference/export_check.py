@@ -27,10 +27,7 @@ from nlp_template.utils.errors import UserInputError
 def held_out_batch(datamodule: Any, size: int) -> dict[str, torch.Tensor]:
     """`size` examples of the test (else validation) split, collated as in training, without labels."""
     datamodule.prepare_data()
-    split = "test" if "test" in datamodule.splits else "validation"
-    dataset = datamodule.splits[split]
-    rows = dataset.select(range(min(size, len(dataset))))
-    batch = datamodule.collate_inputs([dict(row) for row in rows])  # model inputs only, padded as in training
+    batch = datamodule.collate_inputs(datamodule.held_out_features(size))  # model inputs only, padded as in training
     mask = batch["attention_mask"]
     if bool(mask.all()) and mask.shape[-1] > 1:  # equal lengths (language-model blocks): pad every other row's tail
         mask[1::2, ..., mask.shape[-1] // 2 :] = 0  # so the check covers the padded path real inputs take
