@@ -175,6 +175,8 @@ def test_graphs_are_captured_on_padded_rows_and_checked_on_another_shape():
     class Blocks:  # language-model blocks: all the same length, so the held-out batch gets padded rows itself
         splits = {"test": __import__("datasets").Dataset.from_dict({"input_ids": [[1] * 8] * 4, "length": [8] * 4})}
 
+        held_out_features = __import__("nlp_template.data.base").data.base.TokenizedDataModule.held_out_features
+
         def prepare_data(self):
             pass
 

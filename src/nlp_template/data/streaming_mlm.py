@@ -21,6 +21,7 @@ from transformers import PreTrainedTokenizerBase
 
 from nlp_template.data.masked_lm import MaskedLMDataModule, Masker, marked_ids
 from nlp_template.data.masking import SPECIAL
+from nlp_template.data.stream_shards import StreamFiles
 from nlp_template.data.streaming import StreamingLMDataModule
 from nlp_template.utils.errors import UserInputError
 
@@ -35,6 +36,18 @@ class StreamingMLMDataModule(StreamingLMDataModule, MaskedLMDataModule):
     """
 
     stream_layout: ClassVar[str] = "token-ids-with-word-marks"
+
+    def __init__(
+        self, source: StreamFiles, text_column: str = "text", block_size: int = 128,
+        eos_between_documents: bool = True, stream_dir: str | None = None, chunk_tokens: int = 1 << 22,
+        writers: int | None = None, mlm_probability: float = 0.15, whole_word_mask: bool = False,
+        mask_replace_prob: float = 0.8, random_replace_prob: float = 0.1, **kwargs: Any,
+    ) -> None:  # fmt: skip
+        masking = {"mlm_probability": mlm_probability, "whole_word_mask": whole_word_mask,
+                   "mask_replace_prob": mask_replace_prob, "random_replace_prob": random_replace_prob}  # fmt: skip
+        # StreamingLMDataModule passes the masking settings on to MaskedLMDataModule (the next class in the MRO).
+        super().__init__(source, text_column, block_size, eos_between_documents, stream_dir, chunk_tokens, writers,
+                         **masking, **kwargs)  # fmt: skip
 
     def stream_encoder(self) -> Callable[[list[str]], list[list[int]]]:
         """Texts -> packed (id, word mark) values, the separator after each row."""
