@@ -238,10 +238,6 @@ class StreamingLMDataModule(LanguageModelingDataModule):
         dataset = self._dataset("validation", train=False)
         return [self.block_ids(dataset[index])[:prompt_tokens] for index in range(min(count, len(dataset)))]
 
-    def make_tokenizer(self, texts: Any, data_key: str) -> PreTrainedTokenizerBase:
-        """The pretrained tokenizer (streams never train one)."""
-        return self.load_tokenizer()
-
 
 class _Encode:
     """Texts -> token id lists, as `LanguageModelingDataModule.encode` makes them (pickled into litdata workers)."""
