@@ -85,6 +85,19 @@ def task_overrides(task: str, model: Path | None, train_examples: int | None) ->
     return subset, "val/acc"
 
 
+def hf_score(trainer: Trainer, dev_set, entity_labels: list[str] | None) -> float:
+    """Dev accuracy of a trained HF Trainer, or entity F1 when `entity_labels` (the tag names) are given."""
+    output = trainer.predict(dev_set)
+    predicted, gold = output.predictions.argmax(-1), output.label_ids
+    if entity_labels is None:
+        return float((predicted == gold).mean())
+    metric = EntityF1()  # the template's conlleval metric, on first pieces as run_ner does
+    keep = gold != -100
+    metric.update([[entity_labels[i] for i in p[k]] for p, k in zip(predicted, keep, strict=True)],
+                  [[entity_labels[i] for i in g[k]] for g, k in zip(gold, keep, strict=True)])  # fmt: skip
+    return float(metric.compute()["f1"])
+
+
 class Benchmark:
     """Runs template variants and the HF Trainer arm for one task."""
 
@@ -124,15 +137,7 @@ class Benchmark:
         )  # fmt: skip
         trainer = Trainer(model=model, args=arguments, train_dataset=train_set, data_collator=collator)
         trainer.train()
-        output = trainer.predict(dev_set)
-        predicted, gold = output.predictions.argmax(-1), output.label_ids
-        if not ner:
-            return float((predicted == gold).mean())
-        metric = EntityF1()  # the template's conlleval metric, on first pieces as run_ner does
-        keep = gold != -100
-        metric.update([[labels[i] for i in p[k]] for p, k in zip(predicted, keep, strict=True)],
-                      [[labels[i] for i in g[k]] for g, k in zip(gold, keep, strict=True)])  # fmt: skip
-        return float(metric.compute()["f1"])
+        return hf_score(trainer, dev_set, labels if ner else None)
 
     def run(self, name: str, seed: int) -> float:
         """One run of `name` (a variant, or `hf_trainer`)."""
