@@ -62,14 +62,21 @@ MODES = {"random": "random", "grouped": "length_grouped", "budget": "token_budge
 TEMPLATE = [f"tpl_{m}" for m in MODES] + [f"tpl_{m}_compile" for m in MODES] + ["tpl_grouped_bf16", "tpl_budget_bf16"]
 ARMS = {
     "sst2": [*TEMPLATE, "hf_grouped", "hf_grouped_bf16"],
-    "ner": ["tpl_random", "tpl_grouped", "tpl_budget", "tpl_grouped_bf16", "tpl_budget_bf16", "hf_grouped",
-            "hf_grouped_bf16"],  # fmt: skip
+    "ner": [
+        "tpl_random",
+        "tpl_grouped",
+        "tpl_budget",
+        "tpl_grouped_bf16",
+        "tpl_budget_bf16",
+        "hf_grouped",
+        "hf_grouped_bf16",
+    ],  # fmt: skip
     "default": TEMPLATE,
 }
 
 
 def gemm_peak(size: int = 2048, repeats: int = 20) -> float:
-    """This machine's fp32 matmul FLOP/s (the best of three timings of `repeats` square products)."""
+    """Measured fp32 matmul FLOP/s of this machine (the best of three timings of `repeats` square products)."""
     a, b = torch.randn(size, size), torch.randn(size, size)
     a @ b  # warm-up
     best = 0.0
