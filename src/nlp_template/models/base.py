@@ -39,7 +39,7 @@ from nlp_template.metrics.mean import ExactMean
 from nlp_template.models import exact_step
 from nlp_template.models.backbones import build_model, model_from_config
 from nlp_template.models.graph import GraphModule
-from nlp_template.models.optim import parameter_groups
+from nlp_template.models.optim import clip_gradients, parameter_groups
 from nlp_template.utils.errors import UserInputError
 
 log = logging.getLogger(__name__)
@@ -195,7 +195,7 @@ class TaskModule(L.LightningModule):
         """
         if gradient_clip_val is None:
             gradient_clip_val = self.gradient_clip_val
-        self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+        clip_gradients(self, optimizer, gradient_clip_val, gradient_clip_algorithm)  # also fused optimizers in AMP
 
     def on_fit_start(self) -> None:
         """DeepSpeed clips inside its engine, from the Trainer's setting only: refuse a model-config clip it drops."""

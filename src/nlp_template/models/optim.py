@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import math
 
+import lightning as L
 import torch
+from lightning.pytorch.plugins.precision import MixedPrecision, Precision
+from lightning.pytorch.utilities import GradClipAlgorithmType
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 from transformers import get_linear_schedule_with_warmup
@@ -45,3 +48,21 @@ def warmup_cosine(
         return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
     return LambdaLR(optimizer, factor)
+
+
+def clip_gradients(module: L.LightningModule, optimizer: Optimizer, value: float | None, algorithm: str | None) -> None:
+    """Clip the gradients of `optimizer` at `value` (`norm` or `value` algorithm), also for fused optimizers in AMP.
+
+    Lightning's mixed-precision plugin refuses to clip for optimizers that unscale inside their step (the fused AdamW
+    of every config here), which crashed `bf16-mixed` with any pretrained config. Clipping them is sound: bf16 has no
+    grad scaler, and under fp16 `GradScaler.unscale_` before the clip makes the scaler's step skip the fused
+    optimizer's own unscaling (torch's `GradScaler.step`, `OptState.UNSCALED`), so gradients are unscaled exactly once.
+    """
+    plugin = module.trainer.precision_plugin
+    if not (value and isinstance(plugin, MixedPrecision) and getattr(optimizer, "_step_supports_amp_scaling", False)):
+        module.clip_gradients(optimizer, value, algorithm)
+        return
+    if plugin.scaler is not None:
+        plugin.scaler.unscale_(optimizer)
+    # The base class's clipping, without MixedPrecision's refusal.
+    Precision.clip_gradients(plugin, optimizer, value, GradClipAlgorithmType(algorithm or "norm"))
