@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check (bench/gpu_check.py) on a CUDA machine, from the repository root; results in $OUT (default
-# bench/results/gpu). About 10 minutes on one H100 (four runs: bf16, bf16 + compile, fp16, fp32).
+# bench/results/gpu). About 10 minutes on one H100 (four runs: bf16, bf16 + compile, fp16, fp32; with 2+ GPUs a fifth,
+# bf16 as a two-node job: two torchrun agents on this host, one GPU each).
 #  - With network access: `make install` (pip picks a CUDA build of torch), then this script uses .venv.
 #  - Without network, where python3 already holds torch, lightning and transformers (e.g. a lent GPU machine):
 #    run bench/fetch_gpu_wheels.sh beforehand on a machine with PyPI access; this script installs the wheels from

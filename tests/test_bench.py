@@ -25,6 +25,11 @@ def test_gpu_check_smoke(tmp_path):
     rows = load("gpu_check").main(["--smoke", "--out", str(tmp_path)])
     assert rows[0]["losses_finite"] and rows[0]["samples_per_sec"] > 0
     assert "| 32-true | True |" in (tmp_path / "gpu_check.md").read_text()
+    # The two-node row ran for real: two torchrun agents (gloo on CPU in the smoke run), one run directory.
+    nodes = rows[-1]
+    assert nodes["precision"] == "32-true, 2 nodes x 1 CPU process" and nodes["losses_finite"], nodes
+    assert nodes["job_tokens_per_sec"] == 2 * nodes["real_tokens_per_sec"] > 0
+    assert "Two nodes:" in (tmp_path / "gpu_check.md").read_text()
 
 
 @pytest.mark.skipif(not (SHARED_DATA / "sst2").is_dir() or minilm_dir() is None, reason="needs SST-2 and MiniLM")

@@ -70,6 +70,14 @@ def test_data_configs_list_every_data_module_argument(make_cfg):
         assert keys == own | shared, (option, sorted(keys ^ (own | shared)))
 
 
+def test_batching_defaults_are_the_measured_ones(make_cfg):
+    """The embedded sentence data groups by length; real-data configs keep random: docs/results.md, "The fast path"."""
+    grouped = {"sample_sentiment", "sample_pairs", "sample_reviews"}
+    for option in options("data"):
+        target = make_cfg([f"data={option}"]).data.get("batching")
+        assert target == ("length_grouped" if option in grouped else "random"), (option, target)
+
+
 @pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS if g != "hydra" for o in options(g)])
 def test_group_option_composes(make_cfg, group, option, sentiment_csv):
     overrides = [f"{group}={option}"]
