@@ -19,6 +19,8 @@
 #   docker run --rm -v hf-cache:/home/app/.cache/huggingface nlp-template ...                   # keep Hub downloads
 #   docker run --rm --gpus all nlp-template:cuda make train ARGS="trainer=gpu"
 #   docker run --rm nlp-template:test                                                           # make test
+#   docker build -t nlp-template:serve --target serve .                                         # nlp-serve
+#   docker run --rm -p 8000:8000 -v "$PWD/logs/train/runs/<run>:/models:ro" nlp-template:serve   # POST :8000/predict
 # Files written into a mounted folder belong to the container's user, UID 1000 unless built with
 # --build-arg APP_UID="$(id -u)". The default image has the core dependencies (`make install`); the loggers other
 # than CSV (wandb, mlflow, tensorboard) and the ONNX exporter are extras, all in the test image's dev extra.
@@ -92,6 +94,19 @@ COPY --chown=app:app . .
 # Normally nothing to do (the install is newer than pyproject.toml); otherwise it reinstalls the project itself.
 RUN PIP_EXTRA_INDEX_URL="${TORCH_INDEX_URL}" make install-dev
 CMD ["make", "test"]
+
+
+# `docker build --target serve`: nlp-serve (the `serve` extra) on port 8000, for a run directory mounted at /models
+# (its checkpoints/ and the tokenizer saved beside them).
+FROM base AS serve
+ARG TORCH_INDEX_URL
+RUN PIP_EXTRA_INDEX_URL="${TORCH_INDEX_URL}" make install \
+    && python -m pip install --quiet "fastapi>=0.110" "uvicorn>=0.29"
+COPY --chown=app:app . .
+RUN PIP_EXTRA_INDEX_URL="${TORCH_INDEX_URL}" make install
+EXPOSE 8000
+# host=0.0.0.0: reachable through the published port (-p 8000:8000); put an authenticating proxy in front of it.
+CMD ["nlp-serve", "ckpt_path=/models/checkpoints/last.ckpt", "host=0.0.0.0"]
 
 
 # The default target (the last one): the project and its runtime dependencies.

@@ -280,7 +280,10 @@ def test_dockerfile_trains_by_default_on_a_selectable_base():
     assert any(key == "RUN" and "make install" in args for key, args in default["instructions"])
     assert json.loads(last(by_name["test"], "CMD")) == ["make", "test"]
     assert any(key == "RUN" and "make install-dev" in args for key, args in by_name["test"]["instructions"])
-    for stage in (default, by_name["test"]):  # the user each image runs as: its own last USER, or its parent's
+    serve = by_name["serve"]  # nlp-serve on 8000, with the serve extra's server
+    assert json.loads(last(serve, "CMD"))[0] == "nlp-serve" and last(serve, "EXPOSE") == "8000"
+    assert any(key == "RUN" and "fastapi" in args and "uvicorn" in args for key, args in serve["instructions"])
+    for stage in (default, by_name["test"], serve):  # the user each image runs as: its own last USER, or its parent's
         user, parent = last(stage, "USER"), stage
         while user is None and parent["from"] in by_name:
             parent = by_name[parent["from"]]

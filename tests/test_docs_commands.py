@@ -44,7 +44,8 @@ from nlp_template.utils.config import PROJECT_ROOT, compose_config
 
 DOCUMENTS = [PROJECT_ROOT / "README.md", *sorted((PROJECT_ROOT / "docs").glob("*.md"))]
 MARKER = re.compile(r"^<!-- test: (run|compose) -->$")
-ENTRIES = {"nlp-train": "train", "nlp-eval": "eval", "nlp-predict": "predict", "nlp-export": "export"}
+ENTRIES = {"nlp-train": "train", "nlp-eval": "eval", "nlp-predict": "predict", "nlp-export": "export",
+           "nlp-serve": "serve"}  # fmt: skip
 # Appended to a command that runs, per entry point: a few seconds each.
 SHORT = {
     "train": ["++trainer.max_epochs=1", "++trainer.limit_train_batches=2", "++trainer.limit_val_batches=1",
@@ -236,6 +237,8 @@ def is_local(name) -> bool:
 
 def why_not_run(command: Command, cfg: DictConfig, overrides: list[str]) -> str | None:
     """Why this command cannot run here (then it is composed only), or None."""
+    if command.entry == "serve":
+        return "a server runs until it is stopped (tests/test_serve.py runs one)"
     if command.torchrun:
         return "torchrun starts several processes"
     hydra = cfg.get("hydra", {})

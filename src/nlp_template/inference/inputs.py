@@ -47,6 +47,19 @@ def read_records(
     return [_record(f"{path} {table.unit}", line, row, columns, hints or {}) for row, line in pairs]
 
 
+def parse_records(
+    data: bytes, name: str, columns: list[str], text_columns: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """Records from JSON bytes (an object, a list of objects, or JSON lines), checked as `read_records` checks files.
+
+    The server's request bodies: the same reader and the same one-line errors as an input file, without `line`.
+    """
+    table = read_table(name, name, text_columns=columns if text_columns is None else text_columns, noun="input",
+                       data=data, suffix=".json")  # fmt: skip
+    records = [_record(f"{name} line", n, row, columns, {}) for row, n in zip(table.rows, table.lines, strict=True)]
+    return [{key: value for key, value in record.items() if key != "line"} for record in records]
+
+
 def _record(where: str, number: int, row: dict[str, Any], columns: list[str], hints: dict[str, str]) -> dict[str, Any]:
     for column in columns:
         if column not in row:
