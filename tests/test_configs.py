@@ -50,6 +50,7 @@ def test_no_config_folder_escapes_the_tests():
     covered = {CONFIG_DIR / f"{g}/{o}.yaml" for g in GROUPS for o in options(g)}
     covered |= {CONFIG_DIR / "train.yaml", CONFIG_DIR / "eval.yaml", CONFIG_DIR / "hydra/launcher/slurm.yaml"}
     covered |= {CONFIG_DIR / "predict.yaml", CONFIG_DIR / "export.yaml"}  # tests/test_predict.py, test_export.py
+    covered |= {CONFIG_DIR / "serve.yaml"}  # tests/test_serve.py
     covered |= {CONFIG_DIR / "data/common/base.yaml"}  # in every data config's defaults
     covered |= {CONFIG_DIR / "data/common/seq2seq.yaml"}  # in every sequence-to-sequence data config's defaults
     covered |= {CONFIG_DIR / "model/common/peft.yaml"}  # in every Hugging Face model config's defaults
