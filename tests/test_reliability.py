@@ -282,8 +282,10 @@ class RecordGlobalLoss(L.Callback):
 @pytest.mark.slow
 def test_two_ddp_processes_train_like_one_with_the_same_global_batch(make_cfg, tmp_path):
     # 400 examples: 10 global batches of 40 per epoch either way; no dropout (its random numbers differ per rank).
+    # Random batches: a batch of 40 is then exactly two consecutive batches of 20 (length grouping plans its
+    # mega-batches and batch order per batch size, so 1 x 40 and 2 x 20 see other examples per step).
     common = ["test=false", "+model.config.hidden_dropout_prob=0", "+model.config.attention_probs_dropout_prob=0",
-              "+callbacks.losses._target_=test_reliability.RecordGlobalLoss"]  # fmt: skip
+              "+callbacks.losses._target_=test_reliability.RecordGlobalLoss", "data.batching=random"]  # fmt: skip
     single = in_process(make_cfg, tmp_path, tmp_path / "logs", "single", *common, "data.batch_size=40",
                         f"+callbacks.losses.path={tmp_path / 'single.txt'}")  # fmt: skip
     ddp = cli_train(tmp_path, tmp_path / "ddp_logs", *common, "trainer=ddp_sim", "data.batch_size=20",
