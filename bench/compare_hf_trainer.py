@@ -52,15 +52,17 @@ CONFIGS = ["hf_random", "hf_grouped", "tpl_random", "tpl_grouped", "tpl_budget",
 
 
 class CountingCollator:
-    """Wraps a collator and counts the real and padded tokens of every batch it builds."""
+    """Wraps a collator and counts the real and padded tokens of every batch it builds, and keeps their shapes."""
 
     def __init__(self, collator) -> None:
         self.collator, self.real, self.padded = collator, 0, 0
+        self.shapes: list[tuple[int, int]] = []  # (examples, padded length) per batch
 
     def __call__(self, features):  # noqa: D102
         batch = self.collator(features)
         self.real += int(batch["attention_mask"].sum())
         self.padded += batch["attention_mask"].numel()
+        self.shapes.append(tuple(batch["attention_mask"].shape))
         return batch
 
 
