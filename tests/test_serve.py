@@ -123,7 +123,10 @@ def test_a_server_process_answers_1000_concurrent_requests_and_stops_gracefully(
     records = [{"text": text} for text in TEXTS]
     reference = expected(make_cfg, ckpt, tmp_path, records)
     port = free_port()
+    # batch_timeout 0.05 s: with 32 clients waiting on their answers, requests meet in a batch even when the tiny
+    # model answers faster than the clients send (at the default 0.01 s one CI run saw every batch hold one request).
     command = [sys.executable, "-m", "nlp_template.serve", f"ckpt_path={ckpt}", f"port={port}", "max_batch_size=16",
+               "batch_timeout=0.05",
                f"paths.log_dir={tmp_path / 'logs'}"]  # fmt: skip
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     server = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
