@@ -27,7 +27,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from nlp_template.serving.app import create_app  # noqa: E402
 from nlp_template.serving.batcher import MicroBatcher  # noqa: E402
-from nlp_template.serving.predictor import CheckpointPredictor  # noqa: E402
+from nlp_template.serving.predictor import load_predictor  # noqa: E402
 
 pytestmark = pytest.mark.slow
 TEXTS = ["the plot is great .", "the acting was awful and the ending was dull .", "far from brilliant .",
@@ -59,11 +59,11 @@ def test_the_app_answers_like_nlp_predict_and_refuses_bad_bodies_one_by_one(make
     ckpt = checkpoints["sentiment_tiny"]
     records = [{"text": text, "id": i} for i, text in enumerate(TEXTS)]
     reference = expected(make_cfg, ckpt, tmp_path, records)
-    app = create_app(CheckpointPredictor(ckpt), max_batch_size=8, batch_timeout=0.005, max_body_bytes=2000)
+    app = create_app(load_predictor(ckpt, None), max_batch_size=8, batch_timeout=0.005, max_body_bytes=2000)
     with TestClient(app) as client:
         assert client.get("/health").json() == {"status": "ok"}
         info = client.get("/info").json()
-        assert info["task"] == "TextClassifier" and info["inputs"] == ["text"]
+        assert info["task"] == "TextClassifier" and info["inputs"] == ["text"] and info["backend"] == "pytorch"
         assert info["labels"] == ["negative", "positive"] and info["max_length"] and len(info["model_version"]) == 12
         many = client.post("/predict", json=records)
         assert many.status_code == 200 and all(map(same, many.json(), reference))
@@ -87,6 +87,53 @@ def test_the_app_answers_like_nlp_predict_and_refuses_bad_bodies_one_by_one(make
         metrics = client.get("/metrics").json()
         assert metrics["requests"] == 3 + len(bad) and metrics["errors"] == len(bad)
         assert metrics["records"] == len(records) + 2 and metrics["latency_ms"]["p50"] > 0
+
+
+def export_to(ckpt: str, export_format: str, output: Path) -> Path:
+    from nlp_template.inference.exporting import export, export_config
+
+    return export(export_config(ckpt_path=ckpt, format=export_format, output=str(output), latency={"repeats": 0}))
+
+
+@pytest.mark.parametrize(
+    ("experiment", "export_format", "records"),
+    [("sentiment_tiny", "onnx", [{"text": text} for text in TEXTS]),
+     ("sentiment_tiny", "hf", [{"text": text} for text in TEXTS]),
+     ("sentiment_lstm", "onnx", [{"text": text} for text in TEXTS]),
+     ("ner_tiny", "onnx", [{"text": "John Smith lives in Paris ."}, {"text": "Acme Corp hired Mary in Berlin ."}]),
+     ("ner_tiny", "torchscript", [{"text": "John Smith lives in Paris ."}, {"text": "Mary ."}])],
+)  # fmt: skip
+def test_an_export_serves_the_same_answers_as_nlp_predict(make_cfg, checkpoints, tmp_path, experiment,
+                                                          export_format, records):  # fmt: skip
+    ckpt = checkpoints[experiment]
+    reference = expected(make_cfg, ckpt, tmp_path, records)
+    directory = export_to(ckpt, export_format, tmp_path / "export")
+    app = create_app(load_predictor(None, str(directory), threads=1), max_batch_size=8, batch_timeout=0.005)
+    with TestClient(app) as client:
+        info = client.get("/info").json()
+        assert info["backend"] == export_format and info["model_path"] == str(directory)
+        response = client.post("/predict", json=records)
+        assert response.status_code == 200 and all(map(same, response.json(), reference)), response.json()
+        bad = client.post("/predict", json={"review": "good"})
+        assert bad.status_code == 422 and "has no column 'text'" in bad.json()["error"]
+
+
+def test_exports_that_cannot_serve_are_refused_in_one_line(checkpoints, tmp_path):
+    from nlp_template.utils.errors import UserInputError
+
+    onnx_lm = export_to(checkpoints["lm_tiny"], "onnx", tmp_path / "lm")
+    with pytest.raises(UserInputError, match="CausalLM predicts by generating token by token, which the onnx export"):
+        load_predictor(None, str(onnx_lm))
+    with pytest.raises(UserInputError, match="is not an nlp-export directory"):
+        load_predictor(None, str(tmp_path))
+    (onnx_lm / "task_config.pt").unlink()  # an export of an older version
+    with pytest.raises(UserInputError, match="has no task_config.pt .* export the checkpoint again"):
+        load_predictor(None, str(onnx_lm))
+    adapters = tmp_path / "adapters"
+    adapters.mkdir()
+    (adapters / "export_report.json").write_text('{"format": "peft"}')
+    with pytest.raises(UserInputError, match="LoRA adapters without their base model; serve a format=hf export"):
+        load_predictor(None, str(adapters))
 
 
 def test_the_batcher_groups_concurrent_requests_and_isolates_a_failing_one():
@@ -187,5 +234,9 @@ def test_the_serve_config_composes_and_bad_settings_are_one_line_errors(make_cfg
     from nlp_template.utils.errors import UserInputError
 
     check_settings(make_cfg(["ckpt_path=model.ckpt"], name="serve"))  # the defaults are fine
+    check_settings(make_cfg(["export_dir=exports/onnx"], name="serve"))
     with pytest.raises(UserInputError, match=message):
         check_settings(make_cfg(["ckpt_path=model.ckpt", override], name="serve"))
+    for neither_or_both in ([], ["ckpt_path=model.ckpt", "export_dir=exports/onnx"]):
+        with pytest.raises(UserInputError, match=r"give what to serve: ckpt_path=\.\.\. .* or export_dir=\.\.\."):
+            check_settings(make_cfg(neither_or_both, name="serve"))

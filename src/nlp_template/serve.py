@@ -1,6 +1,7 @@
-"""Serving entry point: `nlp-serve ckpt_path=PATH [host=127.0.0.1] [port=8000]` (or `python -m nlp_template.serve`).
+"""Serving entry point: `nlp-serve ckpt_path=PATH|export_dir=DIR [host=127.0.0.1] [port=8000]` (or `python -m ...`).
 
-Loads the checkpoint as `nlp-predict` does (`serving/predictor.py`) and serves it over HTTP with FastAPI and uvicorn
+Loads a checkpoint as `nlp-predict` does, or an `nlp-export` directory (hf, onnx, torchscript) as the same task
+around the exported network (`serving/predictor.py`), and serves it over HTTP with FastAPI and uvicorn
 (`serving/app.py`): `POST /predict` takes the records `nlp-predict` reads (as JSON) and answers with its results;
 requests that arrive together run as one model batch (`serving/batcher.py`). Ctrl-C or SIGTERM stops it gracefully:
 no new connections, the requests in flight are answered.
@@ -22,6 +23,9 @@ register_resolvers()
 
 def check_settings(cfg: DictConfig) -> None:
     """Refuse settings the server cannot run with, in one line each."""
+    if bool(cfg.get("ckpt_path")) == bool(cfg.get("export_dir")):
+        raise UserInputError("give what to serve: ckpt_path=... (an nlp-train checkpoint) or export_dir=... (an"
+                             " nlp-export directory: hf, onnx or torchscript), not both")  # fmt: skip
     for key in ("port", "max_batch_size", "max_body_bytes"):
         value = cfg.get(key)
         if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "port" else 1):
@@ -33,22 +37,22 @@ def check_settings(cfg: DictConfig) -> None:
 
 
 def serve(cfg: DictConfig) -> None:
-    """Load the checkpoint and serve it until stopped."""
+    """Load the checkpoint or export and serve it until stopped."""
     import torch
     import uvicorn
 
     from nlp_template.serving.app import create_app
-    from nlp_template.serving.predictor import CheckpointPredictor
+    from nlp_template.serving.predictor import load_predictor
 
     check_settings(cfg)
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     data = OmegaConf.to_container(cfg.data, resolve=True) if cfg.get("data") else None
     settings = OmegaConf.to_container(cfg.settings, resolve=True) if cfg.get("settings") else None
-    predictor = CheckpointPredictor(cfg.ckpt_path, data, settings)
+    predictor = load_predictor(cfg.ckpt_path, cfg.export_dir, cfg.get("threads"), data, settings)
     app = create_app(predictor, cfg.max_batch_size, float(cfg.batch_timeout), cfg.max_body_bytes)
-    log.info("Serving %s on http://%s:%d (POST /predict, GET /health /info /metrics)", cfg.ckpt_path, cfg.host,
-             cfg.port)  # fmt: skip
+    log.info("Serving %s (%s) on http://%s:%d (POST /predict, GET /health /info /metrics)",
+             cfg.ckpt_path or cfg.export_dir, predictor.backend, cfg.host, cfg.port)  # fmt: skip
     uvicorn.Server(uvicorn.Config(app, host=cfg.host, port=cfg.port, log_level="warning")).run()
 
 

@@ -27,7 +27,7 @@ from nlp_template.utils.errors import UserInputError
 from nlp_template.utils.resume import read_checkpoint, resolve_checkpoint
 from nlp_template.utils.run import RUN_CONFIG_KEY, SPLITS, WORK_DIR_KEY
 
-__all__ = ["TrainedRun", "load_run", "load_run_config", "resolve_checkpoint", "tokenizer_location"]
+__all__ = ["TrainedRun", "load_run", "load_run_config", "resolve_checkpoint", "task_class", "tokenizer_location"]
 log = logging.getLogger(__name__)
 
 
@@ -68,16 +68,7 @@ class TrainedRun:
     @cached_property
     def model(self) -> Any:
         """The trained task module (`TaskModule` subclass named in the run config), in eval mode, on the CPU."""
-        from nlp_template.models.base import TaskModule
-
-        target = self.config.model.get("_target_", "")
-        try:
-            model_class = hydra.utils.get_class(target)
-        except Exception:
-            model_class = None
-        if model_class is None or not issubclass(model_class, TaskModule):
-            raise UserInputError(f"{self.ckpt_path} holds a '{target}' model, which is not a task of this project (a"
-                                 " TaskModule subclass importable here); give a checkpoint of nlp-train")  # fmt: skip
+        model_class = task_class(self.config, self.ckpt_path)
         model = model_class.load_from_checkpoint(self.ckpt_path, map_location="cpu", weights_only=True)
         return model.eval()
 
@@ -124,6 +115,21 @@ class TrainedRun:
                         sorted(relative.values()), Path.cwd())  # fmt: skip
             return {}
         return {split: str(Path(work_dir) / path) for split, path in relative.items()}
+
+
+def task_class(config: DictConfig, source: Path) -> type:
+    """The task module class a run config names (`model._target_`); refused unless it is a task of this project."""
+    from nlp_template.models.base import TaskModule
+
+    target = config.model.get("_target_", "")
+    try:
+        model_class = hydra.utils.get_class(target)
+    except Exception:
+        model_class = None
+    if model_class is None or not issubclass(model_class, TaskModule):
+        raise UserInputError(f"{source} holds a '{target}' model, which is not a task of this project (a TaskModule"
+                             " subclass importable here); give a checkpoint of nlp-train")  # fmt: skip
+    return model_class
 
 
 def load_run(ckpt_path: str | Path) -> TrainedRun:

@@ -109,12 +109,20 @@ def write_torchscript(module: GraphModule, example: tuple[torch.Tensor, ...], di
     return path
 
 
-def load_runner(path: Path, names: list[str]) -> Callable[[dict[str, torch.Tensor]], list[np.ndarray]]:
-    """A function from a batch of tensors to the exported model's outputs (numpy, in order), for `.onnx`/`.pt`."""
+def load_runner(
+    path: Path, names: list[str], threads: int | None = None
+) -> Callable[[dict[str, torch.Tensor]], list[np.ndarray]]:
+    """A function from a batch of tensors to the exported model's outputs (numpy, in order), for `.onnx`/`.pt`.
+
+    `threads`: onnxruntime's intra-op threads (None: its default, one per core); TorchScript uses torch's setting.
+    """
     if path.suffix == ".onnx":
         import onnxruntime
 
-        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        options = onnxruntime.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = int(threads)
+        session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         return lambda batch: session.run(None, {name: batch[name].numpy() for name in names})
     loaded = torch.jit.load(str(path), map_location="cpu").eval()
 

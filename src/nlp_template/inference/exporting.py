@@ -13,6 +13,8 @@
   tokenizer) that `peft.PeftModel.from_pretrained(base_model, dir)` loads. The other formats merge the adapters into
   the weights first (`merge_and_unload`): the same outputs from a plain network.
 
+Every export but `peft` also holds `task_config.pt` (the run config and task settings, no weights): `nlp-serve
+export_dir=...` rebuilds the task around the exported network from it (`exported.py`).
 Every export writes `export_report.json` (sizes, difference, latency) last; a failed export leaves no directory.
 An existing non-empty output directory is kept unless `overwrite=true`, which replaces only an earlier export.
 """
@@ -32,13 +34,13 @@ from transformers import PreTrainedModel
 from nlp_template.inference import export_check as check
 from nlp_template.inference import exporters
 from nlp_template.inference.checkpoints import TrainedRun, load_run
+from nlp_template.inference.exported import REPORT, write_task_config
 from nlp_template.models.adapters import is_peft
 from nlp_template.utils.config import CONFIG_DIR
 from nlp_template.utils.errors import UserInputError
 
 log = logging.getLogger(__name__)
 FORMATS = ("hf", "onnx", "torchscript", "peft")
-REPORT = "export_report.json"  # written last: its presence marks a finished export
 
 
 def export_config(**overrides: Any) -> DictConfig:
@@ -79,6 +81,8 @@ def _write(cfg: DictConfig, run: TrainedRun, output: Path) -> dict:
     # `task` only describes the export for people reading the report; nothing decides anything from it.
     report = {"format": cfg.format, "task": type(model).__name__, "ckpt_path": str(run.ckpt_path.resolve()),
               "weights_mb": exporters.parameter_bytes(model.network) / 1e6}  # fmt: skip
+    if cfg.format != "peft":  # what `nlp-serve export_dir=...` rebuilds the task from (inference/exported.py)
+        write_task_config(run.ckpt_path, output)
     if cfg.format in ("hf", "peft"):  # peft: adapter_config.json + adapter weights, for PeftModel.from_pretrained
         model.network.save_pretrained(str(output), safe_serialization=True)
         report.update(export_mb=check.size_mb([output]), pipeline_task=model.pipeline_task)

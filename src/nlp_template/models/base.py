@@ -19,7 +19,8 @@ the task module (and its data module, `data/base.py`), never decided from a clas
 - `pipeline_task`: the `transformers.pipeline` task its Hugging Face export serves (None: none);
 - `graph_outputs`: the output names of its exported graph, taken from the network's output by name (`GraphModule`);
 - `graph_axes`: the names of the graph's input axes (`batch, sequence`; multiple choice adds `choices`);
-- `export_info()`: what an exported graph needs beside it (label names, ...).
+- `export_info()`: what an exported graph needs beside it (label names, ...);
+- `predicts_from_graph`: whether predictions need only the forward outputs (an exported graph can serve them).
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ class TaskModule(L.LightningModule):
     export_format: ClassVar[str] = "onnx"  # the export the run summary suggests (`hf` where no graph holds the task)
     graph_axes: ClassVar[tuple[str, ...]] = ("batch", "sequence")  # the input axes of an exported graph, all dynamic
     peft_trains_heads: ClassVar[bool] = True  # with model.peft, train the new head in full (language models: none)
+    # `predict_records` needs only the network's forward outputs (False: it generates, with the network's `generate`),
+    # so a served onnx/torchscript export can predict (`inference/exported.py`).
+    predicts_from_graph: ClassVar[bool] = True
 
     def __init__(
         self, optimizer: Callable[..., Optimizer] | None = None, scheduler: Callable[..., Any] | None = None,

@@ -46,6 +46,7 @@ class CausalLM(TaskModule):
     pipeline_task = "text-generation"
     prediction_key = "continuation"  # the field nlp-predict writes the generated text to
     peft_trains_heads = False  # no new head: with model.peft only the adapters train
+    predicts_from_graph = False  # predictions are generated with the network's `generate`
 
     def __init__(
         self,

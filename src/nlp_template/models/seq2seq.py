@@ -61,6 +61,7 @@ class Seq2SeqLM(TaskModule):
     pipeline_task = None
     export_format = "hf"
     peft_trains_heads = False  # no new head: with model.peft only the adapters train
+    predicts_from_graph = False  # predictions are generated with the network's `generate`
 
     def __init__(
         self,

@@ -1,4 +1,4 @@
-"""What the server runs: a trained checkpoint's task module and data module, predicting as `nlp-predict` does."""
+"""What the server runs: a checkpoint or an export, predicting through the task's own code as `nlp-predict` does."""
 
 from __future__ import annotations
 
@@ -9,22 +9,26 @@ from typing import Any
 from nlp_template.inference.inputs import parse_records
 
 
-class CheckpointPredictor:
-    """Predictions of an `nlp-train` checkpoint: the run's own encoding, padding and decoding (`predict_records`).
+class RunPredictor:
+    """Predictions of a trained run: the run's own encoding, padding and decoding (`predict_records`).
+
+    The run is an `nlp-train` checkpoint (`load_run`, PyTorch) or an `nlp-export` directory (`load_export`: the same
+    task around the Hugging Face, ONNX or TorchScript network); either way the JSON is `nlp-predict`'s.
 
     Args:
-        ckpt_path: the checkpoint.
+        run: the `TrainedRun` (or `ExportedRun`) to serve.
+        backend: what runs the network (`pytorch`, `hf`, `onnx`, `torchscript`), for `/info`.
+        version_file: the file whose path, size and modification time make the model version (checkpoint, or the
+            export's report, written last).
         data: overrides of the run's data config (as `nlp-predict data=...`).
         settings: task settings passed to the prediction (as `nlp-predict settings=...`).
     """
 
-    def __init__(self, ckpt_path: str | Path, data: dict | None = None, settings: dict | None = None) -> None:
-        from nlp_template.inference.checkpoints import load_run
-
-        self.ckpt_path = Path(ckpt_path).expanduser()
-        self.run = load_run(self.ckpt_path)
-        self.datamodule = self.run.datamodule(data or None)
-        self.model = self.run.model
+    def __init__(self, run: Any, backend: str, version_file: Path, data: dict | None = None,
+                 settings: dict | None = None) -> None:  # fmt: skip
+        self.run, self.backend, self.version_file = run, backend, version_file
+        self.datamodule = run.datamodule(data or None)
+        self.model = run.model
         self.settings = settings or {}
         self.columns = self.datamodule.prediction_columns()
         self.text_columns = self.datamodule.string_columns()
@@ -42,13 +46,28 @@ class CheckpointPredictor:
         """What a client needs to know: task, inputs, labels, length limit, and which model version answers."""
         data = self.run.config.data
         id2label = self.model.hparams.get("id2label")
-        stat = self.ckpt_path.stat()
-        version = hashlib.sha256(f"{self.ckpt_path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
+        stat = self.version_file.stat()
+        version = hashlib.sha256(f"{self.version_file.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode())
         return {
             "task": type(self.model).__name__,
+            "backend": self.backend,
             "inputs": self.columns,
             "labels": [label for _, label in sorted(id2label.items())] if id2label else None,
             "max_length": data.get("max_length", data.get("block_size")),
-            "checkpoint": str(self.ckpt_path),
-            "model_version": version[:12],
+            "model_path": str(self.version_file.parent if self.backend != "pytorch" else self.version_file),
+            "model_version": version.hexdigest()[:12],
         }
+
+
+def load_predictor(ckpt_path: str | None, export_dir: str | None, threads: int | None = None,
+                   data: dict | None = None, settings: dict | None = None) -> RunPredictor:  # fmt: skip
+    """The predictor of a checkpoint (`ckpt_path`) or of an export directory (`export_dir`)."""
+    if export_dir:
+        from nlp_template.inference.exported import REPORT, load_export
+
+        run = load_export(export_dir, threads)
+        return RunPredictor(run, run.format, run.directory / REPORT, data, settings)
+    from nlp_template.inference.checkpoints import load_run
+
+    run = load_run(ckpt_path)
+    return RunPredictor(run, "pytorch", run.ckpt_path, data, settings)
