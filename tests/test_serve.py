@@ -159,6 +159,30 @@ def test_the_batcher_groups_concurrent_requests_and_isolates_a_failing_one():
     assert max(calls) == 16 and calls[0] == 16  # 16 requests ran as one model batch
 
 
+def test_requests_queued_while_the_model_runs_form_the_next_batch():
+    """With batch_timeout=0 the first request runs alone; those that arrive meanwhile run together next."""
+    calls: list[int] = []
+
+    def predict(records):
+        calls.append(len(records))
+        time.sleep(0.05)  # the model is busy: the other requests queue up
+        return records
+
+    async def scenario():
+        batcher = MicroBatcher(predict, max_batch_size=16, batch_timeout=0)
+        await batcher.start()
+        first = asyncio.create_task(batcher.submit([{"text": "0"}]))
+        await asyncio.sleep(0.01)  # the first request is in the model now
+        rest = asyncio.gather(*(batcher.submit([{"text": str(i)}]) for i in range(1, 17)))  # queue meanwhile
+        answers = [await first, *await rest]
+        await batcher.stop()
+        return answers
+
+    answers = asyncio.run(scenario())
+    assert [answer[0]["text"] for answer in answers] == [str(i) for i in range(17)]
+    assert calls == [1, 16], calls  # not 17 batches of one
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

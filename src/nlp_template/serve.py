@@ -39,12 +39,16 @@ def check_settings(cfg: DictConfig) -> None:
 def serve(cfg: DictConfig) -> None:
     """Load the checkpoint or export and serve it until stopped."""
     import torch
-    import uvicorn
 
-    from nlp_template.serving.app import create_app
     from nlp_template.serving.predictor import load_predictor
 
     check_settings(cfg)
+    try:
+        import uvicorn
+
+        from nlp_template.serving.app import create_app
+    except ImportError as error:
+        raise UserInputError(f"nlp-serve needs FastAPI and uvicorn ({error}): pip install -e '.[serve]'") from error
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     data = OmegaConf.to_container(cfg.data, resolve=True) if cfg.get("data") else None

@@ -103,7 +103,11 @@ def load_export(directory: str | Path, threads: int | None = None) -> ExportedRu
     if not report.is_file():
         raise UserInputError(f"{directory} is not an nlp-export directory (it has no {REPORT}); give the output=..."
                              " of nlp-export")  # fmt: skip
-    export_format = json.loads(report.read_text()).get("format")
+    try:
+        export_format = json.loads(report.read_text()).get("format")
+    except (ValueError, AttributeError) as error:  # not JSON (UnicodeDecodeError is a ValueError), or not an object
+        raise UserInputError(f"{report} is not an export report nlp-export wrote ({type(error).__name__}); export the"
+                             " checkpoint again") from error  # fmt: skip
     if export_format == "peft":
         raise UserInputError(f"{directory} holds LoRA adapters without their base model; serve a format=hf export"
                              " (adapters merged) or the checkpoint")  # fmt: skip

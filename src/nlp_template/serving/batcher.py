@@ -73,13 +73,18 @@ class MicroBatcher:
             deadline = batch[0].queued + self.batch_timeout
             while size < self.max_batch_size:
                 # The last request may take the batch past max_batch_size: it then runs in chunks of that size.
-                remaining = deadline - time.perf_counter()
-                if remaining <= 0 and self._queue.empty():
-                    break
-                try:
-                    pending = await asyncio.wait_for(self._queue.get(), timeout=max(remaining, 0))
-                except asyncio.TimeoutError:  # TimeoutError itself from Python 3.11
-                    break
+                if not self._queue.empty():
+                    # Queued while the model ran: take them now, however long they waited. (`wait_for` with a
+                    # deadline already past gives up before even looking at the queue: every batch held one request.)
+                    pending = self._queue.get_nowait()
+                else:
+                    remaining = deadline - time.perf_counter()
+                    if remaining <= 0:
+                        break
+                    try:
+                        pending = await asyncio.wait_for(self._queue.get(), timeout=remaining)
+                    except asyncio.TimeoutError:  # TimeoutError itself from Python 3.11
+                        break
                 batch.append(pending)
                 size += len(pending.records)
             try:
