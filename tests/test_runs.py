@@ -107,6 +107,22 @@ def test_a_saved_config_reruns_its_run(tmp_path, shared_cache):
     assert snapshot(tmp_path / "first") == before  # nothing of the first run was written over
 
 
+def test_a_run_directory_that_holds_a_finished_run_is_refused_before_anything_is_written(tmp_path, capsys):
+    """`hydra.run.dir=<a finished run>`: one line at the start, not a traceback after the training."""
+    from nlp_template.train import main
+
+    run_dir = tmp_path / "finished"
+    run_dir.mkdir()
+    (run_dir / "metrics.json").write_text('{"test/acc": 0.9}')
+    (run_dir / "config.yaml").write_text("theirs\n")
+    cfg = compose_config("train", [*FAST, "extras.print_config=false"], run_dir, tmp_path / "cache", use_local=False)
+    with pytest.raises(SystemExit):
+        main.__wrapped__(cfg)
+    assert "holds a finished run (metrics.json); choose another hydra.run.dir" in capsys.readouterr().err
+    assert (run_dir / "config.yaml").read_text() == "theirs\n" and sorted(p.name for p in run_dir.iterdir()) == [
+        "config.yaml", "metrics.json"]  # fmt: skip
+
+
 def test_a_run_directory_without_config_is_refused(tmp_path):
     with pytest.raises(UserInputError, match=r"no config.yaml in .*: give the directory of a run"):
         compose_saved_config(tmp_path, [], tmp_path / "new")

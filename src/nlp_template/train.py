@@ -38,10 +38,11 @@ def main(cfg: DictConfig) -> float | None:
     from nlp_template.training import resume_command
     from nlp_template.utils.checks import preflight
     from nlp_template.utils.distributed import clean_distributed_state
-    from nlp_template.utils.run import apply_extras
+    from nlp_template.utils.run import apply_extras, check_fresh_run_dir
     from nlp_template.utils.summary import announce, run_summary
 
     preflight(cfg)  # one-line errors for config mistakes, before anything is built
+    check_fresh_run_dir(cfg.paths.output_dir)  # before config.yaml is written there
     apply_extras(cfg)
     if rank_zero_only.rank == 0:  # DDP children run this function too
         order = ("data", "model", "trainer", "callbacks", "logger", "paths")

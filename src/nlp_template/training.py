@@ -27,7 +27,7 @@ from nlp_template.utils.loggers import finish_loggers, log_run, prepare_loggers
 from nlp_template.utils.plots import plot_curves
 from nlp_template.utils.precision import warn_about_precision
 from nlp_template.utils.resume import continue_logger_runs, resolve_checkpoint
-from nlp_template.utils.run import plain_metrics, write_metrics
+from nlp_template.utils.run import check_fresh_run_dir, plain_metrics, write_metrics
 
 log = logging.getLogger(__name__)
 register_resolvers()
@@ -37,6 +37,7 @@ install_hydra_ddp_fix()  # DDP children started by Lightning re-run this Hydra j
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train and test the model the config describes; returns the metrics also written to `metrics.json`."""
     output_dir = cfg.paths.output_dir
+    check_fresh_run_dir(output_dir)  # now, not after the training, when metrics.json could not be written
     if cfg.get("seed") is not None:  # 0 is a valid seed
         L.seed_everything(cfg.seed, workers=True)
 

@@ -61,10 +61,14 @@ class GraphNetwork(torch.nn.Module):
         self.input_names, self.output_names, self.config = list(inputs), list(outputs), config
 
     def forward(self, **batch: torch.Tensor) -> SimpleNamespace:
-        """The graph's outputs as attributes (`.logits`, ...), as torch tensors on the CPU."""
+        """The graph's outputs as attributes (`.logits`, ...), as torch tensors on the CPU; `loss` is None.
+
+        Labels in the batch are ignored: a graph computes no loss, so evaluating with it gives every metric but the
+        loss (`TaskModule.log_loss`).
+        """
         arrays = self.run({name: batch[name].cpu().contiguous() for name in self.input_names})
-        return SimpleNamespace(**{name: torch.from_numpy(array) for name, array in zip(self.output_names, arrays,
-                                                                                       strict=True)})  # fmt: skip
+        outputs = {name: torch.from_numpy(array) for name, array in zip(self.output_names, arrays, strict=True)}
+        return SimpleNamespace(loss=None, **outputs)
 
 
 class ExportedRun(TrainedRun):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -32,9 +33,9 @@ from omegaconf import DictConfig, OmegaConf
 from transformers import PreTrainedModel
 
 from nlp_template.inference import export_check as check
-from nlp_template.inference import exporters
+from nlp_template.inference import exporters, quantize
 from nlp_template.inference.checkpoints import TrainedRun, load_run
-from nlp_template.inference.exported import REPORT, write_task_config
+from nlp_template.inference.exported import REPORT, GraphNetwork, write_task_config
 from nlp_template.models.adapters import is_peft
 from nlp_template.utils.config import CONFIG_DIR
 from nlp_template.utils.errors import UserInputError
@@ -54,6 +55,10 @@ def export(cfg: DictConfig) -> Path:
     """Write the checkpoint's model in `cfg.format` to `cfg.output`, with its report; returns the directory."""
     if cfg.format not in FORMATS:
         raise UserInputError(f"unknown export format '{cfg.format}'; use one of {list(FORMATS)}")
+    if cfg.get("quantize") not in (None, "int8"):
+        raise UserInputError(f"unknown quantize={cfg.quantize}; use quantize=int8 (with format=onnx) or leave it null")
+    if cfg.get("quantize") and cfg.format != "onnx":
+        raise UserInputError(f"quantize=int8 quantizes ONNX graphs (onnxruntime); use format=onnx, not {cfg.format}")
     run = load_run(cfg.ckpt_path)
     trained_adapters = is_peft(run.model.network)
     if cfg.format == "peft" and not trained_adapters:
@@ -90,13 +95,16 @@ def _write(cfg: DictConfig, run: TrainedRun, output: Path) -> dict:
         # Graphs in fp32, whatever the network was restored in (a bf16/fp16 backbone config restores in that dtype):
         # CPU runtimes want fp32, and the 1e-4 check is an fp32 tolerance.
         model.network.float()
-        report.update(_export_graph(cfg, model, datamodule, output))
+        report.update(_export_graph(cfg, model, datamodule, output, run.config))
     (output / REPORT).write_text(json.dumps(report, indent=2) + "\n")
     return report
 
 
-def _export_graph(cfg: DictConfig, model: Any, datamodule: Any, output: Path) -> dict:
-    """ONNX or TorchScript: write the graph, verify it on held-out data, time it; returns the report's facts."""
+def _export_graph(cfg: DictConfig, model: Any, datamodule: Any, output: Path, run_config: DictConfig) -> dict:
+    """ONNX or TorchScript: write the graph, verify it on held-out data, time it; returns the report's facts.
+
+    With `quantize=int8` the verified fp32 graph is quantized and replaced by the int8 one if the test metric holds.
+    """
     batch = check.held_out_batch(datamodule, cfg.verify_examples)
     names = exporters.graph_inputs(batch, model.network)
     module = model.graph_module(names)
@@ -115,6 +123,10 @@ def _export_graph(cfg: DictConfig, model: Any, datamodule: Any, output: Path) ->
     # Above the tolerance this fails, and `export` removes the directory: a model that gives other answers must not
     # be picked up by mistake.
     difference = check.compare(pytorch(batch), exported(batch), cfg.tolerance, f"the {cfg.format} export")
+    quantized = {}
+    if cfg.get("quantize"):
+        quantized = _quantize(cfg, model, datamodule, path, names, run_config, (pytorch, exported, batch))
+        exported = exporters.load_runner(path, names)  # model.onnx is the int8 graph now
     files = [file for file in output.iterdir() if file.name.startswith("model.")]  # model.onnx(.data), model.pt
     info = {"inputs": names, "outputs": list(module.output_names), **model.export_info(),
             **datamodule.inference_settings()}  # fmt: skip
@@ -125,7 +137,32 @@ def _export_graph(cfg: DictConfig, model: Any, datamodule: Any, output: Path) ->
     if cfg.latency.repeats > 0:
         facts["latency"] = check.latency_table(pytorch, exported, batch, list(cfg.latency.batch_sizes),
                                                cfg.latency.repeats)  # fmt: skip
-    return facts
+    return {**facts, **quantized}
+
+
+def _quantize(cfg: DictConfig, model: Any, datamodule: Any, path: Path, names: list[str], run_config: DictConfig,
+              reference: tuple) -> dict:  # fmt: skip
+    """Replace the fp32 `model.onnx` by its int8 quantization if the test metric holds (`quantize.py`)."""
+    pytorch, fp32, batch = reference
+    name, mode = quantize.guarded_metric(run_config, cfg.get("metric"), cfg.get("metric_mode"))
+    int8_path = path.with_name("model.int8.onnx")
+    nodes = quantize.quantize_int8(path, int8_path)
+    config = getattr(model.network, "config", None)
+    networks = {precision: GraphNetwork(file, names, list(model.graph_outputs), config)
+                for precision, file in (("fp32", path), ("int8", int8_path))}  # fmt: skip
+    before, after = (quantize.test_metrics(model, datamodule, networks[key]) for key in ("fp32", "int8"))
+    facts = quantize.metric_check(name, mode, before, after, cfg.max_metric_drop)
+    int8 = exporters.load_runner(int8_path, names)
+    difference = check.compare(pytorch(batch), int8(batch), math.inf, "the int8 export")  # the metric judges it
+    facts.update(fp32_mb=check.size_mb([path]), int8_mb=check.size_mb([int8_path]), integer_nodes=nodes,
+                 max_abs_diff=difference)  # fmt: skip
+    if cfg.latency.repeats > 0:
+        facts["fp32_latency"] = check.latency_table(pytorch, fp32, batch, list(cfg.latency.batch_sizes),
+                                                    cfg.latency.repeats)  # fmt: skip
+    int8_path.replace(path)  # the export's model.onnx is the int8 graph
+    log.info("int8: %s %.4f -> %.4f (drop %.4f <= %g), %.1f MB -> %.1f MB", name, facts["fp32"], facts["int8"],
+             facts["drop"], cfg.max_metric_drop, facts["fp32_mb"], facts["int8_mb"])  # fmt: skip
+    return {"quantize": "int8", "int8": facts}
 
 
 def _prepare_output(output: Path, overwrite: bool) -> Path:

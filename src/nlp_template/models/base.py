@@ -214,13 +214,16 @@ class TaskModule(L.LightningModule):
         """Loss and metric updates of one `val` or `test` batch (each task implements it)."""
         raise NotImplementedError
 
-    def log_loss(self, stage: str, loss: torch.Tensor, count: torch.Tensor | int) -> None:
+    def log_loss(self, stage: str, loss: torch.Tensor | None, count: torch.Tensor | int) -> None:
         """Accumulate a batch's mean `loss` over its `count` loss terms; `{stage}/loss` is the split's exact mean.
 
         `count` is what the network's loss averages over: examples for sentence tasks, labelled tokens for token
         tasks and language models, windows for QA. Logged as a metric object, so Lightning computes it once per
-        epoch from the summed states of every rank.
+        epoch from the summed states of every rank. An exported graph in the network's place outputs no loss
+        (`inference/exported.py`): then there is no `{stage}/loss`, and the other metrics are still computed.
         """
+        if loss is None:
+            return
         metric = self.eval_losses[stage]
         metric.update(loss, count)
         self.log(f"{stage}/loss", metric, prog_bar=stage == "val", on_step=False, on_epoch=True)

@@ -12,6 +12,8 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
+from nlp_template.utils.errors import UserInputError
+
 log = logging.getLogger(__name__)
 RUN_CONFIG_KEY = "nlp_template_config"
 LOGGERS_KEY = "nlp_template_logger_runs"
@@ -42,6 +44,13 @@ def plain_metrics(metrics: dict[str, Any]) -> dict[str, float]:
         number = float(value.item() if isinstance(value, torch.Tensor) else value)
         result[key] = number if math.isfinite(number) else None
     return result
+
+
+def check_fresh_run_dir(output_dir: str | Path) -> None:
+    """Refuse a run directory that holds a finished run (its `metrics.json`, which `write_metrics` never replaces)."""
+    if (Path(output_dir) / "metrics.json").is_file():
+        raise UserInputError(f"{output_dir} holds a finished run (metrics.json); choose another hydra.run.dir or leave"
+                             " it to Hydra (to train on from that run: ckpt_path=<its checkpoint>)")  # fmt: skip
 
 
 def write_metrics(output_dir: str | Path, metrics: dict[str, Any]) -> Path:
