@@ -65,7 +65,7 @@ def table(rows: list[tuple[str, dict]]) -> str:
                          f" ({fp32['export_ms'] / quantized['export_ms']:.1f}x)")  # fmt: skip
         kept = "yes" if int8["drop"] <= 0.01 else "no (refused)"
         lines.append(f"| {name} ({report['task']}) | {int8['fp32_mb']:.2f} / {int8['int8_mb']:.2f} |"
-                     f" {int8['metric']} {int8['fp32']:.4f} / {int8['int8']:.4f} ({-int8['drop']:+.4f}) | {kept} |"
+                     f" {int8['metric']} {int8['fp32']:.4f} / {int8['int8']:.4f} ({0.0 - int8['drop']:+.4f}) | {kept} |"
                      f" {cells[0]} | {cells[1]} |")  # fmt: skip
     return "\n".join(lines)
 

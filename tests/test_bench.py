@@ -129,3 +129,21 @@ def test_stream_vs_arrow_smoke(tmp_path, monkeypatch):
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["arrow"][0]["steps"] >= results["stream"][0]["steps"] > 0  # the stream drops partial blocks
     assert "stream / arrow tokens/s" in (tmp_path / "table.md").read_text()
+
+
+def test_serve_load_smoke(tmp_path, checkpoints):
+    pytest.importorskip("fastapi")
+    argv = ["--ckpt", checkpoints["sentiment_tiny"], "--settings", "4:0.01", "--requests", "24", "--clients", "4",
+            "--repeats", "1", "--threads", "1", "--out", str(tmp_path)]  # fmt: skip
+    rows = load("serve_load").main(argv)
+    assert [row["backend"] for row in rows] == ["pytorch", "onnx"]
+    assert all(row["failed"] == 0 and row["requests_per_sec"] > 0 and row["p99_ms"] >= row["p50_ms"] for row in rows)
+    assert "| onnx | 4 | 0.01 |" in (tmp_path / "table.md").read_text()
+
+
+def test_int8_exports_smoke(tmp_path, checkpoints):
+    rows = load("int8_exports").main(["--models", "default", "--ckpt", f"default={checkpoints['sentiment_tiny']}",
+                                      "--repeats", "1", "--out", str(tmp_path)])  # fmt: skip
+    report = rows[0][1]
+    assert report["quantize"] == "int8" and report["int8"]["int8_mb"] < report["int8"]["fp32_mb"]
+    assert "| default (TextClassifier) |" in (tmp_path / "table.md").read_text()
