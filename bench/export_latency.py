@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-FORMATS = {"TextClassifier": ("hf", "onnx", "torchscript"), "RNNClassifier": ("onnx", "torchscript")}
+FORMATS = {"TextClassifier": ("hf", "onnx", "torchscript", "executorch"), "RNNClassifier": ("onnx", "torchscript")}
 
 
 def cli(module: str, *overrides: str) -> str:

@@ -30,7 +30,7 @@ from nlp_template.utils.run import RUN_CONFIG_KEY
 
 TASK_FILE = "task_config.pt"
 REPORT = "export_report.json"  # written last by nlp-export: its presence marks a finished export
-GRAPH_FILES = {"onnx": "model.onnx", "torchscript": "model.pt"}
+GRAPH_FILES = {"onnx": "model.onnx", "torchscript": "model.pt", "executorch": "model.pte"}
 # Settings of training that the exported network no longer has: adapters are merged into its weights, and an export
 # is never compiled or checkpointed.
 EXPORTED_SETTINGS = {"peft": None, "compile": False, "gradient_checkpointing": False}

@@ -1,4 +1,4 @@
-"""Static-graph exports of a task's network: ONNX (run by onnxruntime) and TorchScript (run by `torch.jit.load`).
+"""Static-graph exports of a task's network: ONNX (onnxruntime), TorchScript (`torch.jit.load`), ExecuTorch (`.pte`).
 
 Both take the task's `GraphModule` (`models/graph.py`): the network with named tensor inputs (`input_ids`,
 `attention_mask`, and `token_type_ids` where the model was trained with them) and the outputs the task names
@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
+import traceback
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +29,8 @@ from nlp_template.utils.hub import first_line
 
 log = logging.getLogger(__name__)
 ONNX_EXPORTERS = ("auto", "dynamo", "torchscript")
+# Where torch's layers and functions live (not its tracing machinery), for naming the operation an export fails in.
+LIBRARY_CODE = ("nn", "functional.py", "_refs", "_decomp")
 # Above this, ONNX weights go to a side file (`model.onnx.data`): a single protobuf file cannot exceed 2 GB.
 EXTERNAL_DATA_BYTES = 1_800_000_000
 
@@ -109,13 +113,72 @@ def write_torchscript(module: GraphModule, example: tuple[torch.Tensor, ...], di
     return path
 
 
+def write_executorch(module: GraphModule, example: tuple[torch.Tensor, ...], directory: Path,
+                     max_sizes: dict[str, int], max_other: int) -> Path:  # fmt: skip
+    """Lower the module to ExecuTorch (`model.pte`, XNNPACK delegate) with dynamic axes bounded by `max_sizes`.
+
+    ExecuTorch plans its memory ahead of time, so every dynamic axis needs an upper bound: the batch size and the
+    run's `max_length` in `max_sizes`, `max_other` for any other axis (`conf/export.yaml`, `executorch`). A model
+    `torch.export` cannot capture, or ExecuTorch cannot lower, is refused in one line naming the call that failed.
+    """
+    from torch.export import Dim, export
+
+    try:
+        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+        from executorch.exir import to_edge_transform_and_lower
+    except ImportError as error:
+        raise UserInputError(f"format=executorch needs ExecuTorch ({error}): pip install -e '.[mobile]'") from error
+    dims = {axis: Dim(axis, min=1, max=max_sizes.get(axis, max_other)) for axis in module.input_axes}
+    shapes = tuple({index: dims[axis] for index, axis in enumerate(module.input_axes)} for _ in module.input_names)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            program = export(module, example, dynamic_shapes=shapes, strict=False)
+        except Exception as error:
+            raise UserInputError(f"torch.export cannot capture this model for ExecuTorch: {failing_call(error)};"
+                                 " use format=onnx (it falls back to TorchScript tracing)") from error  # fmt: skip
+        try:
+            lowered = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()]).to_executorch()
+        except Exception as error:
+            message = f"ExecuTorch cannot lower this model: {failing_call(error)}; use format=onnx"
+            raise UserInputError(message) from error
+    path = directory / "model.pte"
+    path.write_bytes(lowered.buffer)
+    return path
+
+
+def failing_call(error: BaseException) -> str:
+    """Which call of the model failed, and where in the library: for a one-line refusal that names the operation.
+
+    The innermost frame outside torch is the model's own code (this project's or transformers'): its line is the
+    call that failed, e.g. `rnn_classifier.py:83 outputs, final = self.rnn(packed)`; the innermost frame of torch's
+    layers or functions (not of its tracing machinery) says in which operation, e.g. `torch/nn/modules/rnn.py`.
+    """
+    while error.__cause__ is not None:
+        error = error.__cause__
+    frames = traceback.extract_tb(error.__traceback__)
+    torch_dir = f"{os.sep}torch{os.sep}"
+    ours = [frame for frame in frames if torch_dir not in frame.filename]
+    library = [frame for frame in frames if any(f"{torch_dir}{part}" in frame.filename for part in LIBRARY_CODE)]
+    where = f"{Path(ours[-1].filename).name}:{ours[-1].lineno} `{(ours[-1].line or '').strip()}` " if ours else ""
+    if library:
+        inner = library[-1]
+        where += f"in {inner.filename.split(torch_dir, 1)[1]} ({inner.name}) "
+    return f"{where}failed with {type(error).__name__}: {first_line(error)[:200]}"
+
+
 def load_runner(
     path: Path, names: list[str], threads: int | None = None
 ) -> Callable[[dict[str, torch.Tensor]], list[np.ndarray]]:
-    """A function from a batch of tensors to the exported model's outputs (numpy, in order), for `.onnx`/`.pt`.
+    """A function from a batch of tensors to the exported model's outputs (numpy, in order): `.onnx`/`.pt`/`.pte`.
 
     `threads`: onnxruntime's intra-op threads (None: its default, one per core); TorchScript uses torch's setting.
     """
+    if path.suffix == ".pte":  # ExecuTorch's Python runtime (the same program a phone runs)
+        from executorch.runtime import Runtime
+
+        method = Runtime.get().load_program(str(path)).load_method("forward")
+        return lambda batch: [output.numpy() for output in method.execute([batch[name].contiguous() for name in names])]
     if path.suffix == ".onnx":
         import onnxruntime
 

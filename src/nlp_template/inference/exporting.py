@@ -9,6 +9,9 @@
   `export_info()`, the data module's `inference_settings()`). Each is
   verified on a held-out batch of the run's data against PyTorch (maximum absolute difference; the export fails
   above `tolerance`) and timed against PyTorch for batch 1 and 32 on the CPU (`export_check.py`).
+- `executorch` (`model.pte`): the same graph lowered for ExecuTorch's runtime (phones, edge devices) with the XNNPACK
+  CPU delegate; its dynamic axes are bounded (`executorch.max_batch_size`, the run's `max_length`). Verified and
+  timed the same way, with ExecuTorch's Python runtime.
 - `peft` (runs trained with `model.peft`): the adapter directory (`adapter_config.json`, adapter weights, the
   tokenizer) that `peft.PeftModel.from_pretrained(base_model, dir)` loads. The other formats merge the adapters into
   the weights first (`merge_and_unload`): the same outputs from a plain network.
@@ -41,7 +44,7 @@ from nlp_template.utils.config import CONFIG_DIR
 from nlp_template.utils.errors import UserInputError
 
 log = logging.getLogger(__name__)
-FORMATS = ("hf", "onnx", "torchscript", "peft")
+FORMATS = ("hf", "onnx", "torchscript", "executorch", "peft")
 
 
 def export_config(**overrides: Any) -> DictConfig:
@@ -111,6 +114,11 @@ def _export_graph(cfg: DictConfig, model: Any, datamodule: Any, output: Path, ru
     example = exporters.example_inputs(batch, names)
     if cfg.format == "onnx":
         path = exporters.write_onnx(module, example, output, cfg.onnx_exporter)
+    elif cfg.format == "executorch":
+        settings = datamodule.inference_settings()
+        longest = settings.get("max_length") or settings.get("block_size") or cfg.executorch.max_length
+        sizes = {"batch": cfg.executorch.max_batch_size, "sequence": int(longest)}
+        path = exporters.write_executorch(module, example, output, sizes, cfg.executorch.max_other)
     else:
         path = exporters.write_torchscript(module, example, output)
     exported = exporters.load_runner(path, names)
@@ -127,7 +135,7 @@ def _export_graph(cfg: DictConfig, model: Any, datamodule: Any, output: Path, ru
     if cfg.get("quantize"):
         quantized = _quantize(cfg, model, datamodule, path, names, run_config, (pytorch, exported, batch))
         exported = exporters.load_runner(path, names)  # model.onnx is the int8 graph now
-    files = [file for file in output.iterdir() if file.name.startswith("model.")]  # model.onnx(.data), model.pt
+    files = [file for file in output.iterdir() if file.name.startswith("model.")]  # model.onnx(.data)/.pt/.pte
     info = {"inputs": names, "outputs": list(module.output_names), **model.export_info(),
             **datamodule.inference_settings()}  # fmt: skip
     (output / "export_info.json").write_text(json.dumps(info, indent=2) + "\n")
