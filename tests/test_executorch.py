@@ -57,3 +57,12 @@ def test_a_model_torch_export_cannot_capture_is_refused_naming_the_call(make_cfg
                                              r" in nn/modules/rnn.py \(forward\) failed with"):  # fmt: skip
         pte_export(make_cfg, checkpoints["sentiment_lstm"], tmp_path / "lstm")
     assert not (tmp_path / "lstm").exists()
+
+
+def test_a_batch_bound_below_the_check_batches_is_refused_before_lowering(make_cfg, checkpoints, tmp_path):
+    cfg = make_cfg([f"ckpt_path={checkpoints['sentiment_tiny']}", "format=executorch", f"output={tmp_path / 'pte'}",
+                    "executorch.max_batch_size=8"], name="export")  # fmt: skip
+    message = r"executorch.max_batch_size=8 is below the batches the export is checked on \(32\): lower verify_examples"
+    with pytest.raises(UserInputError, match=message):
+        export(cfg)
+    assert not (tmp_path / "pte").exists()

@@ -115,6 +115,11 @@ def _export_graph(cfg: DictConfig, model: Any, datamodule: Any, output: Path, ru
     if cfg.format == "onnx":
         path = exporters.write_onnx(module, example, output, cfg.onnx_exporter)
     elif cfg.format == "executorch":
+        largest = max(cfg.verify_examples, *cfg.latency.batch_sizes)
+        if cfg.executorch.max_batch_size < largest:  # the .pte refuses larger batches: the check would fail late
+            raise UserInputError(f"executorch.max_batch_size={cfg.executorch.max_batch_size} is below the batches the"
+                                 f" export is checked on ({largest}): lower verify_examples and latency.batch_sizes"
+                                 " with it")  # fmt: skip
         settings = datamodule.inference_settings()
         longest = settings.get("max_length") or settings.get("block_size") or cfg.executorch.max_length
         sizes = {"batch": cfg.executorch.max_batch_size, "sequence": int(longest)}
