@@ -33,8 +33,12 @@ def eval_metrics(make_cfg, ckpt: str) -> dict:
 
 @pytest.mark.parametrize(("experiment", "integer_op"), [("sentiment_tiny", "MatMulInteger"),
                                                         ("sentiment_lstm", "DynamicQuantizeLSTM")])  # fmt: skip
-def test_int8_export_is_smaller_keeps_the_metric_and_serves(make_cfg, checkpoints, tmp_path, experiment, integer_op):
+def test_int8_export_is_smaller_keeps_the_metric_and_serves(make_cfg, checkpoints, tmp_path, experiment, integer_op,
+                                                            monkeypatch):  # fmt: skip
     ckpt = checkpoints[experiment]
+    here = tmp_path / "cwd"  # onnxruntime's shape inference writes scratch files into the working directory
+    here.mkdir()
+    monkeypatch.chdir(here)
     # The tiny models are barely trained: allow any drop here, the refusal has its own test below.
     report = int8_export(make_cfg, ckpt, tmp_path / "int8", "max_metric_drop=1")
     int8 = report["int8"]
@@ -46,6 +50,7 @@ def test_int8_export_is_smaller_keeps_the_metric_and_serves(make_cfg, checkpoint
     assert {row["batch_size"] for row in int8["fp32_latency"]} == {row["batch_size"] for row in report["latency"]}
     ops = {node.op_type for node in onnx.load(str(tmp_path / "int8" / "model.onnx")).graph.node}
     assert integer_op in ops and not (tmp_path / "int8" / "model.int8.onnx").exists()
+    assert not list(here.iterdir())  # no scratch files left where the command ran
 
     from nlp_template.serving.predictor import load_predictor
 

@@ -13,6 +13,7 @@ network's place, `exported.GraphNetwork`), and the int8 export is refused when t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import tempfile
@@ -33,7 +34,10 @@ def quantize_int8(fp32: Path, int8: Path) -> int:
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    with tempfile.TemporaryDirectory() as tmp:
+    fp32, int8 = fp32.resolve(), int8.resolve()
+    # onnxruntime's shape inference writes scratch files (`sym_shape_infer_temp.onnx`, `<uuid>.data`) into the working
+    # directory: run it in a temporary one, so nothing lands in the user's folder.
+    with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp):
         prepared = Path(tmp) / "prepared.onnx"
         try:
             quant_pre_process(str(fp32), str(prepared))
