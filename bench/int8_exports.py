@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from export_latency import cli  # noqa: E402
+from export_latency import cli, fresh  # noqa: E402
 
 from nlp_template.utils.assets import SHARED_DATA, minilm_dir  # noqa: E402
 
@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> list[tuple[str, dict]]:
 
 def train_run(overrides: list[str], run_dir: Path) -> str:
     """`nlp-train <overrides>` into `run_dir`; the best checkpoint."""
+    run_dir = fresh(run_dir)
     cli("train", *overrides, f"hydra.run.dir={run_dir}")
     return json.loads((run_dir / "metrics.json").read_text())["best_model_path"]
 

@@ -30,22 +30,16 @@ from pathlib import Path
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).parent))
+from export_latency import cli, fresh  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 ROUND_DEADLINE = 300  # seconds: a round stops by itself even if the server stalls
 
 
-def cli(module: str, *overrides: str) -> str:
-    """Run `python -m nlp_template.<module>` and return its standard output (fail loudly)."""
-    command = [sys.executable, "-m", f"nlp_template.{module}", "extras.print_config=false", *overrides]
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        sys.exit(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
-    return result.stdout
-
-
 def train(overrides: list[str], out: Path) -> str:
     """Train the default run with `overrides`; the best checkpoint's path."""
-    stdout = cli("train", *overrides, f"hydra.run.dir={out / 'train'}")
+    stdout = cli("train", *overrides, f"hydra.run.dir={fresh(out / 'train')}")
     run_dir = Path(re.search(r"Run directory: (.+)", stdout).group(1))
     return json.loads((run_dir / "metrics.json").read_text())["best_model_path"]
 

@@ -18,7 +18,7 @@ FILES: dict = {
 CASES = [
     Case("serve-nothing-to-serve", "serve", [],
          r"^give what to serve: ckpt_path=\.\.\. \(an nlp-train checkpoint\) or export_dir=\.\.\. \(an nlp-export"
-         r" directory: hf, onnx or torchscript\), not both$"),
+         r" directory: hf, onnx, torchscript or executorch\), not both$"),
     Case("serve-port-out-of-range", "serve", ["ckpt_path={ckpt}", "port=70000"], r"^port must be at most 65535"),
     Case("serve-checkpoint-missing", "serve", ["ckpt_path={tmp}/nowhere.ckpt"], r"^checkpoint not found: .*nowhere"),
     Case("serve-not-an-export", "serve", ["export_dir={tmp}/broken_model"],

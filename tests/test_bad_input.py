@@ -202,7 +202,7 @@ CASES = [
     Case("export-output-exists", "export", ["ckpt_path={ckpt}", "format=hf", "output={export}"],
          r"^output exists: .*exports/hf; choose another output=... or set overwrite=true$"),
     Case("export-unknown-format", "export", ["ckpt_path={ckpt}", "format=pdf"],
-         r"^unknown export format 'pdf'; use one of \['hf', 'onnx', 'torchscript', 'peft'\]$"),
+         r"^unknown export format 'pdf'; use one of \['hf', 'onnx', 'torchscript', 'executorch', 'peft'\]$"),
 ]
 # fmt: on
 EXTRA_FILES, EXTRA_CASES = more_cases()  # the bad_inputs_*.py tables

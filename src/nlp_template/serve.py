@@ -25,7 +25,7 @@ def check_settings(cfg: DictConfig) -> None:
     """Refuse settings the server cannot run with, in one line each."""
     if bool(cfg.get("ckpt_path")) == bool(cfg.get("export_dir")):
         raise UserInputError("give what to serve: ckpt_path=... (an nlp-train checkpoint) or export_dir=... (an"
-                             " nlp-export directory: hf, onnx or torchscript), not both")  # fmt: skip
+                             " nlp-export directory: hf, onnx, torchscript or executorch), not both")  # fmt: skip
     for key in ("port", "max_batch_size", "max_body_bytes"):
         value = cfg.get(key)
         if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "port" else 1):

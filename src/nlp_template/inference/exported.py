@@ -55,10 +55,11 @@ class GraphNetwork(torch.nn.Module):
     """
 
     def __init__(self, path: Path, inputs: list[str], outputs: list[str], config: Any = None,
-                 threads: int | None = None) -> None:  # fmt: skip
+                 threads: int | None = None, max_batch_size: int | None = None) -> None:  # fmt: skip
         super().__init__()
         self.run = load_runner(path, list(inputs), threads)
         self.input_names, self.output_names, self.config = list(inputs), list(outputs), config
+        self.max_batch_size = max_batch_size  # an ExecuTorch program's bound: larger batches run in chunks
 
     def forward(self, **batch: torch.Tensor) -> SimpleNamespace:
         """The graph's outputs as attributes (`.logits`, ...), as torch tensors on the CPU; `loss` is None.
@@ -66,8 +67,13 @@ class GraphNetwork(torch.nn.Module):
         Labels in the batch are ignored: a graph computes no loss, so evaluating with it gives every metric but the
         loss (`TaskModule.log_loss`).
         """
-        arrays = self.run({name: batch[name].cpu().contiguous() for name in self.input_names})
-        outputs = {name: torch.from_numpy(array) for name, array in zip(self.output_names, arrays, strict=True)}
+        inputs = {name: batch[name].cpu().contiguous() for name in self.input_names}
+        rows = inputs[self.input_names[0]].shape[0]
+        step = self.max_batch_size or rows or 1
+        chunks = [self.run({name: value[start : start + step] for name, value in inputs.items()})
+                  for start in range(0, rows, step)]  # fmt: skip
+        outputs = {name: torch.cat([torch.from_numpy(chunk[index]) for chunk in chunks])
+                   for index, name in enumerate(self.output_names)}  # fmt: skip
         return SimpleNamespace(loss=None, **outputs)
 
 
@@ -94,10 +100,25 @@ class ExportedRun(TrainedRun):
         if self.format == "hf":
             model.network = type(model.network).from_pretrained(str(self.directory))
         else:
-            info = json.loads((self.directory / "export_info.json").read_text())
+            info = self.export_info
             model.network = GraphNetwork(self.directory / GRAPH_FILES[self.format], info["inputs"], info["outputs"],
-                                         config, self.threads)  # fmt: skip
+                                         config, self.threads, info.get("max_batch_size"))  # fmt: skip
         return model.eval()
+
+    @cached_property
+    def export_info(self) -> dict[str, Any]:
+        """What `nlp-export` wrote beside a graph (`export_info.json`: inputs, outputs, labels, `max_length`, ...)."""
+        path = self.directory / "export_info.json"
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    def data_config(self, overrides: Any = None) -> Any:
+        """The run's data config; a `max_length` beyond what the exported graph was built for is refused."""
+        data_cfg = super().data_config(overrides)
+        bound = self.export_info.get("max_length") if self.format == "executorch" else None
+        if bound and isinstance(data_cfg.get("max_length"), int) and data_cfg.max_length > bound:
+            raise UserInputError(f"data.max_length={data_cfg.max_length} is longer than the {bound} tokens this"
+                                 " ExecuTorch program takes; keep the export's max_length or export again")  # fmt: skip
+        return data_cfg
 
 
 def load_export(directory: str | Path, threads: int | None = None) -> ExportedRun:
@@ -112,6 +133,9 @@ def load_export(directory: str | Path, threads: int | None = None) -> ExportedRu
     except (ValueError, AttributeError) as error:  # not JSON (UnicodeDecodeError is a ValueError), or not an object
         raise UserInputError(f"{report} is not an export report nlp-export wrote ({type(error).__name__}); export the"
                              " checkpoint again") from error  # fmt: skip
+    if export_format not in ("hf", "peft", *GRAPH_FILES):
+        raise UserInputError(f"{report} names the format {export_format!r}, which nlp-serve cannot load; export the"
+                             " checkpoint again with this version")  # fmt: skip
     if export_format == "peft":
         raise UserInputError(f"{directory} holds LoRA adapters without their base model; serve a format=hf export"
                              " (adapters merged) or the checkpoint")  # fmt: skip

@@ -139,10 +139,13 @@ def _export_graph(cfg: DictConfig, model: Any, datamodule: Any, output: Path, ru
     quantized = {}
     if cfg.get("quantize"):
         quantized = _quantize(cfg, model, datamodule, path, names, run_config, (pytorch, exported, batch))
+        quantized["fp32_max_abs_diff"] = difference  # the fp32 graph verified within `tolerance` before quantizing
         exported = exporters.load_runner(path, names)  # model.onnx is the int8 graph now
     files = [file for file in output.iterdir() if file.name.startswith("model.")]  # model.onnx(.data)/.pt/.pte
     info = {"inputs": names, "outputs": list(module.output_names), **model.export_info(),
             **datamodule.inference_settings()}  # fmt: skip
+    if cfg.format == "executorch":  # the program refuses larger batches: the server runs bigger ones in chunks
+        info["max_batch_size"] = cfg.executorch.max_batch_size
     (output / "export_info.json").write_text(json.dumps(info, indent=2) + "\n")
     facts = {"file": path.name, "export_mb": check.size_mb(files),
              "max_abs_diff": difference, "tolerance": cfg.tolerance, "verified_on": f"held-out batch {shape}",
@@ -173,9 +176,11 @@ def _quantize(cfg: DictConfig, model: Any, datamodule: Any, path: Path, names: l
         facts["fp32_latency"] = check.latency_table(pytorch, fp32, batch, list(cfg.latency.batch_sizes),
                                                     cfg.latency.repeats)  # fmt: skip
     int8_path.replace(path)  # the export's model.onnx is the int8 graph
+    (path.parent / f"{path.name}.data").unlink(missing_ok=True)  # the fp32 weights' side file (models over 1.8 GB)
     log.info("int8: %s %.4f -> %.4f (drop %.4f <= %g), %.1f MB -> %.1f MB", name, facts["fp32"], facts["int8"],
              facts["drop"], cfg.max_metric_drop, facts["fp32_mb"], facts["int8_mb"])  # fmt: skip
-    return {"quantize": "int8", "int8": facts}
+    # Top-level `max_abs_diff` describes the file in the directory (int8); the verified fp32 graph's is kept beside.
+    return {"quantize": "int8", "int8": facts, "max_abs_diff": difference}
 
 
 def _prepare_output(output: Path, overwrite: bool) -> Path:

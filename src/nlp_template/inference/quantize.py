@@ -16,7 +16,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +39,7 @@ def quantize_int8(fp32: Path, int8: Path) -> int:
     fp32, int8 = fp32.resolve(), int8.resolve()
     # onnxruntime's shape inference writes scratch files (`sym_shape_infer_temp.onnx`, `<uuid>.data`) into the working
     # directory: run it in a temporary one, so nothing lands in the user's folder.
-    with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp):
+    with tempfile.TemporaryDirectory() as tmp, working_directory(tmp):
         prepared = Path(tmp) / "prepared.onnx"
         try:
             quant_pre_process(str(fp32), str(prepared))
@@ -54,19 +56,33 @@ def quantize_int8(fp32: Path, int8: Path) -> int:
     return nodes
 
 
+@contextlib.contextmanager
+def working_directory(path: str) -> Iterator[None]:
+    """Run the block in `path` (`contextlib.chdir` from Python 3.11 on; this project supports 3.10)."""
+    previous = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
 def guarded_metric(run_config: Any, metric: str | None, mode: str | None) -> tuple[str, str]:
     """The test metric the int8 check compares and whether higher (`max`) or lower (`min`) is better.
 
     Default: the run's monitored metric (`monitor.metric`, stored in the checkpoint) on the test split.
     """
     monitor = run_config.get("monitor") or {}
-    name = metric or (monitor.get("metric") or "").replace("val/", "test/", 1)
+    monitored = (monitor.get("metric") or "").replace("val/", "test/", 1)
+    name = metric or monitored
     if not name:
         raise UserInputError("quantize=int8 compares a test metric before and after, and this checkpoint does not say"
                              " which metric its run monitored: set metric=test/<name> (e.g. test/acc)")  # fmt: skip
-    mode = mode or (monitor.get("mode") if not metric else None) or "max"
-    if mode not in ("max", "min"):
-        raise UserInputError(f"metric_mode must be max (higher is better) or min, got {mode!r}")
+    if mode is None and name == monitored:
+        mode = monitor.get("mode")
+    if mode not in ("max", "min"):  # never guessed: a wrong direction would keep an int8 graph that got worse
+        raise UserInputError(f"metric_mode must be max (higher is better) or min (lower is better) for {name}, got"
+                             f" {mode!r}; e.g. metric={name} metric_mode=max")  # fmt: skip
     return name, mode
 
 
@@ -74,14 +90,18 @@ def test_metrics(model: Any, datamodule: Any, network: Any) -> dict[str, float]:
     """The task's test metrics with `network` (an exported graph) in place of the task module's own network."""
     import lightning as L
 
-    original = model.network
+    original, compiled = model.network, model._compiled
     model.network = network
+    object.__setattr__(model, "_compiled", None)  # a run trained with model.compile would run its compiled network
     try:
         trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                             enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
         results = trainer.test(model, datamodule=datamodule, verbose=False)[0]
     finally:
         model.network = original
+        object.__setattr__(model, "_compiled", compiled)
+    if "test/loss" in results:  # a graph outputs no loss: a loss here means PyTorch ran, not the graph
+        raise RuntimeError("the int8 check evaluated the PyTorch network instead of the exported graph")
     return {key: float(value) for key, value in results.items()}
 
 

@@ -35,6 +35,11 @@ def apply_extras(cfg: DictConfig) -> None:
         logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
             lambda record: "litlogger" not in record.getMessage()
         )
+        # torchao (pulled in by ExecuTorch's XNNPACK backend, then imported by peft) fails to load its CUDA kernels on
+        # a CPU machine and registers enums with torch's pytree, which logs a deprecation: both at import, both
+        # about things this project does not use.
+        for name in ("torchao", "torch.utils._pytree"):
+            logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def plain_metrics(metrics: dict[str, Any]) -> dict[str, float]:
@@ -47,7 +52,10 @@ def plain_metrics(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def check_fresh_run_dir(output_dir: str | Path) -> None:
-    """Refuse a run directory that holds a finished run (its `metrics.json`, which `write_metrics` never replaces)."""
+    """Refuse a run directory that holds a finished run (its `metrics.json`, which `write_metrics` never replaces).
+
+    `nlp-train` checks before writing `config.yaml` there; `training.train` again, for runs started from Python.
+    """
     if (Path(output_dir) / "metrics.json").is_file():
         raise UserInputError(f"{output_dir} holds a finished run (metrics.json); choose another hydra.run.dir or leave"
                              " it to Hydra (to train on from that run: ckpt_path=<its checkpoint>)")  # fmt: skip
