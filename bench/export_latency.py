@@ -38,9 +38,9 @@ def fresh(path: Path) -> Path:
     return path.with_name(f"{path.name}_{time.strftime('%Y%m%d_%H%M%S')}")
 
 
-def train(experiment: str, out: Path) -> str:
-    """Train the experiment; the best checkpoint's path."""
-    stdout = cli("train", f"experiment={experiment}", f"hydra.run.dir={fresh(out / experiment)}")
+def train(overrides: list[str], run_dir: Path) -> str:
+    """`nlp-train <overrides>` into a fresh `run_dir_<time>`; the best checkpoint's path (the other benches use it)."""
+    stdout = cli("train", *overrides, f"hydra.run.dir={fresh(run_dir)}")
     run_dir = Path(re.search(r"Run directory: (.+)", stdout).group(1))
     return json.loads((run_dir / "metrics.json").read_text())["best_model_path"]
 
@@ -82,7 +82,7 @@ def main() -> None:
     given = dict(item.split("=", 1) for item in args.ckpt)
     rows = []
     for experiment in args.experiments:
-        ckpt = given.get(experiment) or train(experiment, args.out / "runs")
+        ckpt = given.get(experiment) or train([f"experiment={experiment}"], args.out / "runs" / experiment)
         task = "RNNClassifier" if "lstm" in experiment else "TextClassifier"
         for fmt in FORMATS[task]:
             rows.append((experiment, export(ckpt, fmt, args.out / experiment, args.repeats)))

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from export_latency import cli, fresh  # noqa: E402
+from export_latency import cli, train  # noqa: E402
 
 from nlp_template.utils.assets import SHARED_DATA, minilm_dir  # noqa: E402
 
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> list[tuple[str, dict]]:
     given = dict(item.split("=", 1) for item in args.ckpt)
     rows = []
     for name in args.models:
-        ckpt = given.get(name) or train_run(MODELS[name](), args.out / "runs" / name)
+        ckpt = given.get(name) or train(MODELS[name](), args.out / "runs" / name)
         rows.append((name, export_int8(ckpt, args.out / name, args.repeats)))
         (args.out / "reports.json").write_text(json.dumps(dict(rows), indent=2) + "\n")
     threads = rows[0][1].get("threads", "?")
@@ -89,13 +89,6 @@ def main(argv: list[str] | None = None) -> list[tuple[str, dict]]:
     print(text)
     (args.out / "table.md").write_text(text)
     return rows
-
-
-def train_run(overrides: list[str], run_dir: Path) -> str:
-    """`nlp-train <overrides>` into `run_dir`; the best checkpoint."""
-    run_dir = fresh(run_dir)
-    cli("train", *overrides, f"hydra.run.dir={run_dir}")
-    return json.loads((run_dir / "metrics.json").read_text())["best_model_path"]
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import signal
 import socket
 import statistics
@@ -31,17 +30,10 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from export_latency import cli, fresh  # noqa: E402
+from export_latency import cli, train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 ROUND_DEADLINE = 300  # seconds: a round stops by itself even if the server stalls
-
-
-def train(overrides: list[str], out: Path) -> str:
-    """Train the default run with `overrides`; the best checkpoint's path."""
-    stdout = cli("train", *overrides, f"hydra.run.dir={fresh(out / 'train')}")
-    run_dir = Path(re.search(r"Run directory: (.+)", stdout).group(1))
-    return json.loads((run_dir / "metrics.json").read_text())["best_model_path"]
 
 
 def texts(count: int = 1000) -> list[str]:
@@ -170,7 +162,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "serve_load")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    ckpt = args.ckpt or train(args.train, args.out)
+    ckpt = args.ckpt or train(args.train, args.out / "train")
     export_dir = args.out / "onnx"
     if "onnx" in args.backends:
         cli("export", f"ckpt_path={ckpt}", "format=onnx", f"output={export_dir}", "overwrite=true",
