@@ -277,7 +277,7 @@ def test_a_graph_with_a_batch_bound_runs_larger_batches_in_chunks(checkpoints, t
     batch = {"input_ids": torch.randint(5, 50, (5, 7)), "attention_mask": torch.ones(5, 7, dtype=torch.long),
              "token_type_ids": torch.zeros(5, 7, dtype=torch.long)}  # fmt: skip
     batch["attention_mask"][3, 4:] = 0
-    whole = GraphNetwork(directory / "model.onnx", info["inputs"], info["outputs"])(**batch)
-    pieces = GraphNetwork(directory / "model.onnx", info["inputs"], info["outputs"], max_batch_size=2)(**batch)
+    whole = GraphNetwork.load(directory / "model.onnx", info["inputs"], info["outputs"])(**batch)
+    pieces = GraphNetwork.load(directory / "model.onnx", info["inputs"], info["outputs"], max_batch_size=2)(**batch)
     assert whole.loss is None and pieces.logits.shape == whole.logits.shape == (5, 2)
     assert torch.allclose(pieces.logits, whole.logits, atol=1e-6)

@@ -14,6 +14,7 @@ a graph of one forward pass does not have: its graph exports are refused in one 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 from types import SimpleNamespace
@@ -30,7 +31,7 @@ from nlp_template.utils.run import RUN_CONFIG_KEY
 
 TASK_FILE = "task_config.pt"
 REPORT = "export_report.json"  # written last by nlp-export: its presence marks a finished export
-GRAPH_FILES = {"onnx": "model.onnx", "torchscript": "model.pt", "executorch": "model.pte"}
+GRAPH_FORMATS = ("onnx", "torchscript", "executorch")  # one graph file each, named by the report's `file`
 # Settings of training that the exported network no longer has: adapters are merged into its weights, and an export
 # is never compiled or checkpointed.
 EXPORTED_SETTINGS = {"peft": None, "compile": False, "gradient_checkpointing": False}
@@ -48,18 +49,24 @@ class GraphNetwork(torch.nn.Module):
     """An exported graph in a network's place: named tensors in, an output with the graph's named outputs.
 
     Args:
-        path: `model.onnx` (run by onnxruntime) or `model.pt` (TorchScript).
+        run: the loaded graph: a batch of named tensors -> its outputs (`exporters.load_runner`).
         inputs, outputs: the graph's input and output names (`export_info.json`).
         config: the Hugging Face config of the network it was exported from (length checks read it), if any.
-        threads: CPU threads of the runtime (None: its default).
+        max_batch_size: an ExecuTorch program's batch bound: larger batches run in chunks (None: no bound).
     """
 
-    def __init__(self, path: Path, inputs: list[str], outputs: list[str], config: Any = None,
-                 threads: int | None = None, max_batch_size: int | None = None) -> None:  # fmt: skip
+    def __init__(self, run: Callable[[dict[str, torch.Tensor]], list[Any]], inputs: list[str], outputs: list[str],
+                 config: Any = None, max_batch_size: int | None = None) -> None:  # fmt: skip
         super().__init__()
-        self.run = load_runner(path, list(inputs), threads)
+        self.run = run
         self.input_names, self.output_names, self.config = list(inputs), list(outputs), config
-        self.max_batch_size = max_batch_size  # an ExecuTorch program's bound: larger batches run in chunks
+        self.max_batch_size = max_batch_size
+
+    @classmethod
+    def load(cls, path: Path, inputs: list[str], outputs: list[str], config: Any = None, threads: int | None = None,
+             max_batch_size: int | None = None) -> GraphNetwork:  # fmt: skip
+        """The graph in `path` (`.onnx`, `.pt`, `.pte`), run with `threads` CPU threads (None: the runtime's)."""
+        return cls(load_runner(path, list(inputs), threads), inputs, outputs, config, max_batch_size)
 
     def forward(self, **batch: torch.Tensor) -> SimpleNamespace:
         """The graph's outputs as attributes (`.logits`, ...), as torch tensors on the CPU; `loss` is None.
@@ -80,16 +87,16 @@ class GraphNetwork(torch.nn.Module):
 class ExportedRun(TrainedRun):
     """A `TrainedRun` whose model is an export: `ckpt_path` is the export's `task_config.pt`."""
 
-    def __init__(self, directory: Path, saved: dict[str, Any], export_format: str, threads: int | None) -> None:
+    def __init__(self, directory: Path, saved: dict[str, Any], report: dict[str, Any], threads: int | None) -> None:
         super().__init__(directory / TASK_FILE, OmegaConf.create(saved[RUN_CONFIG_KEY]))
-        self.directory, self.format, self.threads = directory, export_format, threads
+        self.directory, self.report, self.format, self.threads = directory, report, report["format"], threads
         self.hparams = {**saved["hyper_parameters"], "tokenizer_path": str(directory)}  # the export's tokenizer
 
     @cached_property
     def model(self) -> Any:
         """The task module with the exported network, in eval mode."""
         model_class = task_class(self.config, self.directory)
-        if self.format in GRAPH_FILES and not model_class.predicts_from_graph:
+        if self.format in GRAPH_FORMATS and not model_class.predicts_from_graph:
             raise UserInputError(f"{model_class.__name__} predicts by generating token by token, which the"
                                  f" {self.format} export (one forward pass) cannot do; serve its checkpoint or a"
                                  " format=hf export")  # fmt: skip
@@ -101,8 +108,8 @@ class ExportedRun(TrainedRun):
             model.network = type(model.network).from_pretrained(str(self.directory))
         else:
             info = self.export_info
-            model.network = GraphNetwork(self.directory / GRAPH_FILES[self.format], info["inputs"], info["outputs"],
-                                         config, self.threads, info.get("max_batch_size"))  # fmt: skip
+            model.network = GraphNetwork.load(self.directory / self.report["file"], info["inputs"], info["outputs"],
+                                              config, self.threads, info.get("max_batch_size"))  # fmt: skip
         return model.eval()
 
     @cached_property
@@ -124,17 +131,18 @@ class ExportedRun(TrainedRun):
 def load_export(directory: str | Path, threads: int | None = None) -> ExportedRun:
     """The export in `directory` (an `nlp-export` output) as a run whose model predicts with the exported network."""
     directory = Path(directory).expanduser()
-    report = directory / REPORT
-    if not report.is_file():
+    path = directory / REPORT
+    if not path.is_file():
         raise UserInputError(f"{directory} is not an nlp-export directory (it has no {REPORT}); give the output=..."
                              " of nlp-export")  # fmt: skip
     try:
-        export_format = json.loads(report.read_text()).get("format")
+        report = json.loads(path.read_text())
+        export_format = report.get("format")
     except (ValueError, AttributeError) as error:  # not JSON (UnicodeDecodeError is a ValueError), or not an object
-        raise UserInputError(f"{report} is not an export report nlp-export wrote ({type(error).__name__}); export the"
+        raise UserInputError(f"{path} is not an export report nlp-export wrote ({type(error).__name__}); export the"
                              " checkpoint again") from error  # fmt: skip
-    if export_format not in ("hf", "peft", *GRAPH_FILES):
-        raise UserInputError(f"{report} names the format {export_format!r}, which nlp-serve cannot load; export the"
+    if export_format not in ("hf", "peft", *GRAPH_FORMATS):
+        raise UserInputError(f"{path} names the format {export_format!r}, which nlp-serve cannot load; export the"
                              " checkpoint again with this version")  # fmt: skip
     if export_format == "peft":
         raise UserInputError(f"{directory} holds LoRA adapters without their base model; serve a format=hf export"
@@ -143,4 +151,4 @@ def load_export(directory: str | Path, threads: int | None = None) -> ExportedRu
         raise UserInputError(f"{directory} has no {TASK_FILE} (exported by an older nlp-export): export the"
                              " checkpoint again")  # fmt: skip
     saved = torch.load(directory / TASK_FILE, map_location="cpu", weights_only=True)
-    return ExportedRun(directory, saved, export_format, threads)
+    return ExportedRun(directory, saved, report, threads)

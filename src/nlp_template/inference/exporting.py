@@ -28,6 +28,7 @@ import json
 import logging
 import math
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -138,9 +139,8 @@ def _export_graph(cfg: DictConfig, model: Any, datamodule: Any, output: Path, ru
     difference = check.compare(pytorch(batch), exported(batch), cfg.tolerance, f"the {cfg.format} export")
     quantized = {}
     if cfg.get("quantize"):
-        quantized = _quantize(cfg, model, datamodule, path, names, run_config, (pytorch, exported, batch))
+        quantized, exported = _quantize(cfg, model, datamodule, path, names, run_config, (pytorch, exported, batch))
         quantized["fp32_max_abs_diff"] = difference  # the fp32 graph verified within `tolerance` before quantizing
-        exported = exporters.load_runner(path, names)  # model.onnx is the int8 graph now
     files = [file for file in output.iterdir() if file.name.startswith("model.")]  # model.onnx(.data)/.pt/.pte
     info = {"inputs": names, "outputs": list(module.output_names), **model.export_info(),
             **datamodule.inference_settings()}  # fmt: skip
@@ -157,18 +157,21 @@ def _export_graph(cfg: DictConfig, model: Any, datamodule: Any, output: Path, ru
 
 
 def _quantize(cfg: DictConfig, model: Any, datamodule: Any, path: Path, names: list[str], run_config: DictConfig,
-              reference: tuple) -> dict:  # fmt: skip
-    """Replace the fp32 `model.onnx` by its int8 quantization if the test metric holds (`quantize.py`)."""
+              reference: tuple) -> tuple[dict, Callable]:  # fmt: skip
+    """Replace the fp32 `model.onnx` by its int8 quantization if the test metric holds (`quantize.py`).
+
+    Returns the report's facts and the int8 graph's runner (timed next).
+    """
     pytorch, fp32, batch = reference
     name, mode = quantize.guarded_metric(run_config, cfg.get("metric"), cfg.get("metric_mode"))
     int8_path = path.with_name("model.int8.onnx")
     nodes = quantize.quantize_int8(path, int8_path)
     config = getattr(model.network, "config", None)
-    networks = {precision: GraphNetwork(file, names, list(model.graph_outputs), config)
-                for precision, file in (("fp32", path), ("int8", int8_path))}  # fmt: skip
+    int8 = exporters.load_runner(int8_path, names)  # loaded once: evaluated, compared and timed
+    networks = {precision: GraphNetwork(runner, names, list(model.graph_outputs), config)
+                for precision, runner in (("fp32", fp32), ("int8", int8))}  # fmt: skip
     before, after = (quantize.test_metrics(model, datamodule, networks[key]) for key in ("fp32", "int8"))
     facts = quantize.metric_check(name, mode, before, after, cfg.max_metric_drop)
-    int8 = exporters.load_runner(int8_path, names)
     difference = check.compare(pytorch(batch), int8(batch), math.inf, "the int8 export")  # the metric judges it
     facts.update(fp32_mb=check.size_mb([path]), int8_mb=check.size_mb([int8_path]), integer_nodes=nodes,
                  max_abs_diff=difference)  # fmt: skip
@@ -180,7 +183,7 @@ def _quantize(cfg: DictConfig, model: Any, datamodule: Any, path: Path, names: l
     log.info("int8: %s %.4f -> %.4f (drop %.4f <= %g), %.1f MB -> %.1f MB", name, facts["fp32"], facts["int8"],
              facts["drop"], cfg.max_metric_drop, facts["fp32_mb"], facts["int8_mb"])  # fmt: skip
     # Top-level `max_abs_diff` describes the file in the directory (int8); the verified fp32 graph's is kept beside.
-    return {"quantize": "int8", "int8": facts, "max_abs_diff": difference}
+    return {"quantize": "int8", "int8": facts, "max_abs_diff": difference}, int8
 
 
 def _prepare_output(output: Path, overwrite: bool) -> Path:
