@@ -137,7 +137,8 @@ def test_serve_load_smoke(tmp_path, checkpoints):
             "--repeats", "1", "--threads", "1", "--out", str(tmp_path)]  # fmt: skip
     rows = load("serve_load").main(argv)
     assert [row["backend"] for row in rows] == ["pytorch", "onnx"]
-    assert all(row["failed"] == 0 and row["requests_per_sec"] > 0 and row["p99_ms"] >= row["p50_ms"] for row in rows)
+    assert all(row["failed"] == 0 and row["requests_per_sec"] > 0 for row in rows)
+    assert all(round_["answered"] == 24 for row in rows for round_ in row["rounds"])  # every request answered
     assert "| onnx | 4 | 0.01 |" in (tmp_path / "table.md").read_text()
 
 

@@ -79,8 +79,8 @@ class GraphNetwork(torch.nn.Module):
         step = self.max_batch_size or rows or 1
         chunks = [self.run({name: value[start : start + step] for name, value in inputs.items()})
                   for start in range(0, rows, step)]  # fmt: skip
-        outputs = {name: torch.cat([torch.from_numpy(chunk[index]) for chunk in chunks])
-                   for index, name in enumerate(self.output_names)}  # fmt: skip
+        outputs = {name: torch.cat([torch.from_numpy(chunk[index]) for chunk in chunks]) if len(chunks) > 1
+                   else torch.from_numpy(chunks[0][index]) for index, name in enumerate(self.output_names)}  # fmt: skip
         return SimpleNamespace(loss=None, **outputs)
 
 

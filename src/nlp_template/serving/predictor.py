@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from nlp_template.inference.exported import REPORT
 from nlp_template.inference.inputs import parse_records
 
 
@@ -18,15 +19,16 @@ class RunPredictor:
     Args:
         run: the `TrainedRun` (or `ExportedRun`) to serve.
         backend: what runs the network (`pytorch`, `hf`, `onnx`, `torchscript`), for `/info`.
-        version_file: the file whose path, size and modification time make the model version (checkpoint, or the
-            export's report, written last).
+        model_path: the checkpoint file or the export directory; its file's (a directory's `export_report.json`,
+            written last) path, size and modification time make the model version.
         data: overrides of the run's data config (as `nlp-predict data=...`).
         settings: task settings passed to the prediction (as `nlp-predict settings=...`).
     """
 
-    def __init__(self, run: Any, backend: str, version_file: Path, data: dict | None = None,
+    def __init__(self, run: Any, backend: str, model_path: Path, data: dict | None = None,
                  settings: dict | None = None) -> None:  # fmt: skip
-        self.run, self.backend, self.version_file = run, backend, version_file
+        self.run, self.backend, self.model_path = run, backend, model_path
+        self.version_file = model_path / REPORT if model_path.is_dir() else model_path
         self.datamodule = run.datamodule(data or None)
         self.model = run.model
         self.settings = settings or {}
@@ -54,7 +56,7 @@ class RunPredictor:
             "inputs": self.columns,
             "labels": [label for _, label in sorted(id2label.items())] if id2label else None,
             "max_length": data.get("max_length", data.get("block_size")),
-            "model_path": str(self.version_file.parent if self.backend != "pytorch" else self.version_file),
+            "model_path": str(self.model_path),
             "model_version": version.hexdigest()[:12],
         }
 
@@ -63,10 +65,10 @@ def load_predictor(ckpt_path: str | None, export_dir: str | None, threads: int |
                    data: dict | None = None, settings: dict | None = None) -> RunPredictor:  # fmt: skip
     """The predictor of a checkpoint (`ckpt_path`) or of an export directory (`export_dir`)."""
     if export_dir:
-        from nlp_template.inference.exported import REPORT, load_export
+        from nlp_template.inference.exported import load_export
 
         run = load_export(export_dir, threads)
-        return RunPredictor(run, run.format, run.directory / REPORT, data, settings)
+        return RunPredictor(run, run.format, run.directory, data, settings)
     from nlp_template.inference.checkpoints import load_run
 
     run = load_run(ckpt_path)
