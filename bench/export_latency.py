@@ -19,9 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-# executorch where it is installed (the `mobile` extra); the recurrent classifier does not lower to it yet.
+# executorch where it is installed (the `mobile` extra).
 MOBILE = ("executorch",) if importlib.util.find_spec("executorch") else ()
-FORMATS = {"TextClassifier": ("hf", "onnx", "torchscript", *MOBILE), "RNNClassifier": ("onnx", "torchscript")}
+FORMATS = {"TextClassifier": ("hf", "onnx", "torchscript", *MOBILE), "RNNClassifier": ("onnx", "torchscript", *MOBILE)}
 
 
 def cli(module: str, *overrides: str) -> str:

@@ -1,11 +1,14 @@
-"""The packed-sequence recurrent classifier: padding invariance, learning, pretrained embeddings, checkpoints."""
+"""The packed-sequence recurrent classifier: padding invariance, the masked form exports use, learning, pretrained
+embeddings, checkpoints."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 from conftest import FAST, SHARED_DATA
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from nlp_template.models.masked_rnn import masked_rnn
 from nlp_template.models.rnn_classifier import RNNClassifier, RNNNetwork
 from nlp_template.train import train
 
@@ -23,6 +26,26 @@ def test_padding_changes_nothing(cell, pooling):
     alone = network(short).logits[0]
     together = network(padded, attention_mask=mask).logits[0]
     torch.testing.assert_close(alone, together, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cell", [torch.nn.LSTM, torch.nn.GRU])
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_the_masked_rnn_of_exports_computes_what_packing_does(cell, bidirectional):
+    # Exports cannot pack (masked_rnn.py): every output and final state must equal the packed RNN's, padding
+    # included (zeros), for rows of every length down to one token.
+    torch.manual_seed(0)
+    rnn = cell(6, 5, num_layers=2, batch_first=True, bidirectional=bidirectional).eval()
+    inputs = torch.randn(4, 7, 6)
+    lengths = torch.tensor([7, 3, 1, 5])
+    mask = (torch.arange(7) < lengths.unsqueeze(1)).long()
+    with torch.no_grad():
+        packed, final = rnn(pack_padded_sequence(inputs, lengths, batch_first=True, enforce_sorted=False))
+        expected, _ = pad_packed_sequence(packed, batch_first=True, total_length=7)
+        outputs, finals = masked_rnn(rnn, inputs, mask)
+    hidden = final[0] if isinstance(final, tuple) else final
+    torch.testing.assert_close(outputs, expected, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(torch.stack(finals), hidden[-len(finals) :], atol=1e-6, rtol=1e-5)
+    assert len(finals) == (2 if bidirectional else 1)
 
 
 @pytest.mark.slow

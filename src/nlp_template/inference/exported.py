@@ -52,21 +52,19 @@ class GraphNetwork(torch.nn.Module):
         run: the loaded graph: a batch of named tensors -> its outputs (`exporters.load_runner`).
         inputs, outputs: the graph's input and output names (`export_info.json`).
         config: the Hugging Face config of the network it was exported from (length checks read it), if any.
-        max_batch_size: an ExecuTorch program's batch bound: larger batches run in chunks (None: no bound).
     """
 
     def __init__(self, run: Callable[[dict[str, torch.Tensor]], list[Any]], inputs: list[str], outputs: list[str],
-                 config: Any = None, max_batch_size: int | None = None) -> None:  # fmt: skip
+                 config: Any = None) -> None:  # fmt: skip
         super().__init__()
         self.run = run
         self.input_names, self.output_names, self.config = list(inputs), list(outputs), config
-        self.max_batch_size = max_batch_size
 
     @classmethod
-    def load(cls, path: Path, inputs: list[str], outputs: list[str], config: Any = None, threads: int | None = None,
-             max_batch_size: int | None = None) -> GraphNetwork:  # fmt: skip
+    def load(cls, path: Path, inputs: list[str], outputs: list[str], config: Any = None,
+             threads: int | None = None) -> GraphNetwork:  # fmt: skip
         """The graph in `path` (`.onnx`, `.pt`, `.pte`), run with `threads` CPU threads (None: the runtime's)."""
-        return cls(load_runner(path, list(inputs), threads), inputs, outputs, config, max_batch_size)
+        return cls(load_runner(path, list(inputs), threads), inputs, outputs, config)
 
     def forward(self, **batch: torch.Tensor) -> SimpleNamespace:
         """The graph's outputs as attributes (`.logits`, ...), as torch tensors on the CPU; `loss` is None.
@@ -74,14 +72,9 @@ class GraphNetwork(torch.nn.Module):
         Labels in the batch are ignored: a graph computes no loss, so evaluating with it gives every metric but the
         loss (`TaskModule.log_loss`).
         """
-        inputs = {name: batch[name].cpu().contiguous() for name in self.input_names}
-        rows = inputs[self.input_names[0]].shape[0]
-        step = self.max_batch_size or rows or 1
-        chunks = [self.run({name: value[start : start + step] for name, value in inputs.items()})
-                  for start in range(0, rows, step)]  # fmt: skip
-        outputs = {name: torch.cat([torch.from_numpy(chunk[index]) for chunk in chunks]) if len(chunks) > 1
-                   else torch.from_numpy(chunks[0][index]) for index, name in enumerate(self.output_names)}  # fmt: skip
-        return SimpleNamespace(loss=None, **outputs)
+        outputs = self.run({name: batch[name].cpu().contiguous() for name in self.input_names})
+        named = zip(self.output_names, outputs, strict=True)
+        return SimpleNamespace(loss=None, **{name: torch.from_numpy(output) for name, output in named})
 
 
 class ExportedRun(TrainedRun):
@@ -109,7 +102,7 @@ class ExportedRun(TrainedRun):
         else:
             info = self.export_info
             model.network = GraphNetwork.load(self.directory / self.report["file"], info["inputs"], info["outputs"],
-                                              config, self.threads, info.get("max_batch_size"))  # fmt: skip
+                                              config, self.threads)  # fmt: skip
         return model.eval()
 
     @cached_property

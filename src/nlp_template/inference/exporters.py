@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nlp_template.models.graph import INPUT_NAMES, GraphModule
+from nlp_template.models.graph import INPUT_NAMES, GraphModule, capturing_for
 from nlp_template.utils.errors import UserInputError
 from nlp_template.utils.hub import first_line
 
@@ -114,29 +114,28 @@ def write_torchscript(module: GraphModule, example: tuple[torch.Tensor, ...], di
 
 
 def write_executorch(module: GraphModule, example: tuple[torch.Tensor, ...], directory: Path,
-                     max_sizes: dict[str, int], max_other: int) -> Path:  # fmt: skip
+                     max_sizes: dict[str, int], max_other: int) -> tuple[Path, int]:  # fmt: skip
     """Lower the module to ExecuTorch (`model.pte`, XNNPACK delegate) with dynamic axes bounded by `max_sizes`.
 
     ExecuTorch plans its memory ahead of time, so every dynamic axis needs an upper bound: the batch size and the
-    run's `max_length` in `max_sizes`, `max_other` for any other axis (`conf/export.yaml`, `executorch`). A model
-    `torch.export` cannot capture, or ExecuTorch cannot lower, is refused in one line naming the call that failed.
+    run's `max_length` in `max_sizes`, `max_other` for any other axis (`conf/export.yaml`, `executorch`). A graph
+    with a loop (`torch.scan`: the recurrent classifier's time steps, `models/masked_rnn.py`) gets a batch of one
+    row: ExecuTorch 1.5 keeps a loop's carried state at its planned size, so a smaller batch would not fit it; the
+    runner (`load_runner`) feeds larger batches row by row. A model `torch.export` cannot capture, or ExecuTorch
+    cannot lower, is refused in one line naming the call that failed. Returns the file and the batch bound.
     """
-    from torch.export import Dim, export
-
     try:
         from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
         from executorch.exir import to_edge_transform_and_lower
     except ImportError as error:
         raise UserInputError(f"format=executorch needs ExecuTorch ({error}): pip install -e '.[mobile]'") from error
-    dims = {axis: Dim(axis, min=1, max=max_sizes.get(axis, max_other)) for axis in module.input_axes}
-    shapes = tuple({index: dims[axis] for index, axis in enumerate(module.input_axes)} for _ in module.input_names)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        try:
-            program = export(module, example, dynamic_shapes=shapes, strict=False)
-        except Exception as error:
-            raise UserInputError(f"torch.export cannot capture this model for ExecuTorch: {failing_call(error)};"
-                                 " use format=onnx (it falls back to TorchScript tracing)") from error  # fmt: skip
+        batch = max_sizes["batch"]
+        program = _capture(module, example, max_sizes, max_other) if batch > 1 else None
+        if program is None or any(node.target is torch.ops.higher_order.scan for node in program.graph.nodes):
+            example, batch = tuple(value[-1:] for value in example), 1  # the padded row: masking stays in the graph
+            program = _capture(module, example, {**max_sizes, "batch": 1}, max_other)
         try:
             lowered = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()]).to_executorch()
         except Exception as error:
@@ -144,7 +143,24 @@ def write_executorch(module: GraphModule, example: tuple[torch.Tensor, ...], dir
             raise UserInputError(message) from error
     path = directory / "model.pte"
     path.write_bytes(lowered.buffer)
-    return path
+    return path, batch
+
+
+def _capture(module: GraphModule, example: tuple[torch.Tensor, ...], max_sizes: dict[str, int],
+             max_other: int) -> torch.export.ExportedProgram:  # fmt: skip
+    """`torch.export` with each axis dynamic up to its bound; an axis bounded at 1 stays static."""
+    from torch.export import Dim, export
+
+    bounds = {axis: max_sizes.get(axis, max_other) for axis in module.input_axes}
+    dims = {axis: Dim(axis, min=1, max=bound) for axis, bound in bounds.items() if bound > 1}
+    shapes = tuple({index: dims[axis] for index, axis in enumerate(module.input_axes) if axis in dims}
+                   for _ in module.input_names)  # fmt: skip
+    try:
+        with capturing_for("executorch"):
+            return export(module, example, dynamic_shapes=shapes, strict=False)
+    except Exception as error:
+        raise UserInputError(f"torch.export cannot capture this model for ExecuTorch: {failing_call(error)};"
+                             " use format=onnx (it falls back to TorchScript tracing)") from error  # fmt: skip
 
 
 def failing_call(error: BaseException) -> str:
@@ -174,11 +190,8 @@ def load_runner(
 
     `threads`: onnxruntime's intra-op threads (None: its default, one per core); TorchScript uses torch's setting.
     """
-    if path.suffix == ".pte":  # ExecuTorch's Python runtime (the same program a phone runs)
-        from executorch.runtime import Runtime
-
-        method = Runtime.get().load_program(str(path)).load_method("forward")
-        return lambda batch: [output.numpy() for output in method.execute([batch[name].contiguous() for name in names])]
+    if path.suffix == ".pte":
+        return _executorch_runner(path, names)
     if path.suffix == ".onnx":
         import onnxruntime
 
@@ -193,6 +206,24 @@ def load_runner(
         with torch.no_grad():
             outputs = loaded(*(batch[name] for name in names))
         return [output.numpy() for output in (outputs if isinstance(outputs, (tuple, list)) else (outputs,))]
+
+    return run
+
+
+def _executorch_runner(path: Path, names: list[str]) -> Callable[[dict[str, torch.Tensor]], list[np.ndarray]]:
+    """ExecuTorch's Python runtime (the program a phone runs), fed batches above the program's bound in chunks."""
+    from executorch.runtime import Runtime
+
+    method = Runtime.get().load_program(str(path)).load_method("forward")
+    bound = method.metadata.input_tensor_meta(0).sizes()[0]  # the planned (largest) batch
+
+    def run(batch: dict[str, torch.Tensor]) -> list[np.ndarray]:
+        rows = batch[names[0]].shape[0]
+        chunks = [method.execute([batch[name][start : start + bound].contiguous() for name in names])
+                  for start in range(0, rows, bound)]  # fmt: skip
+        if len(chunks) == 1:
+            return [output.numpy() for output in chunks[0]]
+        return [torch.cat([chunk[index] for chunk in chunks]).numpy() for index in range(len(chunks[0]))]
 
     return run
 

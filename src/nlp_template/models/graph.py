@@ -1,10 +1,35 @@
-"""`GraphModule`: a task's network as a graph exporters understand: named tensors in, named tensors out."""
+"""`GraphModule`: a task's network as a graph exporters understand: named tensors in, named tensors out.
+
+`graph_runtime()` tells a network which runtime its graph is being captured for, where the best form differs: the
+recurrent classifier keeps `nn.LSTM` for ONNX (traced into ONNX's own LSTM operator) but computes its steps in a loop
+for ExecuTorch, which has no LSTM operator (`masked_rnn.py`).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import torch
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+_RUNTIME: ContextVar[str | None] = ContextVar("graph_runtime", default=None)
+
+
+@contextmanager
+def capturing_for(runtime: str) -> Iterator[None]:
+    """Mark the graph captured inside as one for `runtime` (e.g. `executorch`; `exporters.write_executorch`)."""
+    token = _RUNTIME.set(runtime)
+    try:
+        yield
+    finally:
+        _RUNTIME.reset(token)
+
+
+def graph_runtime() -> str | None:
+    """The runtime a graph is being captured for (`capturing_for`), or None: training, eager inference, ONNX."""
+    return _RUNTIME.get()
 
 
 class GraphModule(torch.nn.Module):

@@ -4,7 +4,9 @@ Classic recurrent models still win on small data and small devices. This one sha
 transformer classifier: the data module, tokenizer, batching, metrics, optimizer configs and checkpoints.
 `pack_padded_sequence` makes the RNN stop at each sequence's real end, so padding neither costs compute nor leaks
 into the final states; lengths go to the CPU as PyTorch requires, and `enforce_sorted=False` lets batches come in
-any order (the batch sampler already groups by length where configured).
+any order (the batch sampler already groups by length where configured). ONNX exports trace packing into ONNX's LSTM
+operator; ExecuTorch has none, and `torch.export` cannot capture packing: its graph computes the same numbers from a
+mask, step by step in a loop (`masked_rnn.py`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from torch.optim import Optimizer
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from nlp_template.models.graph import graph_runtime
+from nlp_template.models.masked_rnn import masked_rnn
 from nlp_template.models.text_classifier import (
     MULTI,
     REGRESSION,
@@ -77,13 +81,23 @@ class RNNNetwork(nn.Module):
         """Logits (and the cross-entropy when `labels` are given) for a padded batch."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        lengths = attention_mask.sum(dim=1).clamp(min=1).cpu()  # pack_padded_sequence wants CPU lengths
         embedded = self.dropout(self.embedding(input_ids))
-        packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
-        outputs, final = self.rnn(packed)
-        pooled = self._pool(outputs, final, attention_mask)
+        outputs, finals = self._encode(embedded, attention_mask)
+        pooled = self._pool(outputs, finals, attention_mask)
         logits = self.head(self.dropout(pooled))
         return SequenceClassifierOutput(loss=None if labels is None else self._loss(logits, labels), logits=logits)
+
+    def _encode(self, embedded: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, list]:
+        """Outputs at every position (zeros at padding) and the top layer's final state per direction."""
+        if graph_runtime() == "executorch":  # it has no LSTM operator, and packing cannot be captured: masked steps
+            return masked_rnn(self.rnn, embedded, attention_mask)
+        lengths = attention_mask.sum(dim=1).clamp(min=1).cpu()  # pack_padded_sequence wants CPU lengths
+        packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
+        outputs, final = self.rnn(packed)
+        padded, _ = pad_packed_sequence(outputs, batch_first=True, total_length=attention_mask.shape[1])
+        hidden = final[0] if isinstance(final, tuple) else final  # LSTM: (h, c); GRU: h
+        directions = 2 if self.rnn.bidirectional else 1
+        return padded, list(hidden[-directions:])  # the top layer's final state per direction
 
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if self.problem_type == REGRESSION:
@@ -92,12 +106,9 @@ class RNNNetwork(nn.Module):
             return nn.functional.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
         return nn.functional.cross_entropy(logits, labels)
 
-    def _pool(self, outputs: Any, final: Any, attention_mask: torch.Tensor) -> torch.Tensor:
+    def _pool(self, padded: torch.Tensor, finals: list, attention_mask: torch.Tensor) -> torch.Tensor:
         if self.pooling == "last":
-            hidden = final[0] if isinstance(final, tuple) else final  # LSTM: (h, c); GRU: h
-            directions = 2 if self.rnn.bidirectional else 1
-            return torch.cat(list(hidden[-directions:]), dim=-1)  # the top layer's final state per direction
-        padded, _ = pad_packed_sequence(outputs, batch_first=True, total_length=attention_mask.shape[1])
+            return torch.cat(finals, dim=-1)
         mask = attention_mask.unsqueeze(-1).to(padded.dtype)
         if self.pooling == "mean":
             return (padded * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
