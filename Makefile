@@ -34,7 +34,7 @@ $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	$(BIN)/python -m pip install --quiet --no-deps "litdata>=0.2.50"
 	# ExecuTorch (the `mobile` extra, optional: its tests skip without it), the torch above pinned so it stays.
-	$(BIN)/python -m pip install --quiet "executorch>=1.4" "torch==$$($(BIN)/python -c 'import torch; print(torch.__version__)')" \
+	$(BIN)/python -m pip install --quiet "executorch>=1.5" "torch==$$($(BIN)/python -c 'import torch; print(torch.__version__)')" \
 		|| echo "ExecuTorch could not be installed here: the format=executorch tests will skip"
 	@touch $@
 

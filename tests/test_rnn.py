@@ -11,6 +11,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from nlp_template.models.masked_rnn import masked_rnn
 from nlp_template.models.rnn_classifier import RNNClassifier, RNNNetwork
 from nlp_template.train import train
+from nlp_template.utils.errors import UserInputError
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
@@ -46,6 +47,9 @@ def test_the_masked_rnn_of_exports_computes_what_packing_does(cell, bidirectiona
     torch.testing.assert_close(outputs, expected, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(torch.stack(finals), hidden[-len(finals) :], atol=1e-6, rtol=1e-5)
     assert len(finals) == (2 if bidirectional else 1)
+    projecting = torch.nn.LSTM(6, 5, batch_first=True, proj_size=3)  # another recurrence: refused, not approximated
+    with pytest.raises(UserInputError, match=r"masked_rnn computes batch-first nn.LSTM \(without proj_size\)"):
+        masked_rnn(projecting, inputs, mask)
 
 
 @pytest.mark.slow

@@ -264,20 +264,3 @@ def test_the_serve_config_composes_and_bad_settings_are_one_line_errors(make_cfg
     for neither_or_both in ([], ["ckpt_path=model.ckpt", "export_dir=exports/onnx"]):
         with pytest.raises(UserInputError, match=r"give what to serve: ckpt_path=\.\.\. .* or export_dir=\.\.\."):
             check_settings(make_cfg(neither_or_both, name="serve"))
-
-
-def test_a_graph_with_a_batch_bound_runs_larger_batches_in_chunks(checkpoints, tmp_path):
-    """ExecuTorch programs refuse batches over their bound: the served graph runs bigger ones in pieces."""
-    import torch
-
-    from nlp_template.inference.exported import GraphNetwork
-
-    directory = export_to(checkpoints["sentiment_tiny"], "onnx", tmp_path / "onnx")
-    info = json.loads((directory / "export_info.json").read_text())
-    batch = {"input_ids": torch.randint(5, 50, (5, 7)), "attention_mask": torch.ones(5, 7, dtype=torch.long),
-             "token_type_ids": torch.zeros(5, 7, dtype=torch.long)}  # fmt: skip
-    batch["attention_mask"][3, 4:] = 0
-    whole = GraphNetwork.load(directory / "model.onnx", info["inputs"], info["outputs"])(**batch)
-    pieces = GraphNetwork.load(directory / "model.onnx", info["inputs"], info["outputs"], max_batch_size=2)(**batch)
-    assert whole.loss is None and pieces.logits.shape == whole.logits.shape == (5, 2)
-    assert torch.allclose(pieces.logits, whole.logits, atol=1e-6)

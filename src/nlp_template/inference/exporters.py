@@ -4,7 +4,9 @@ Both take the task's `GraphModule` (`models/graph.py`): the network with named t
 `attention_mask`, and `token_type_ids` where the model was trained with them) and the outputs the task names
 (`TaskModule.graph_outputs`, e.g. `logits`, or `start_logits` and `end_logits`). Every input axis stays dynamic
 (`TaskModule.graph_axes`: batch and sequence, and the choices of multiple choice): the graph is captured on a padded
-2 x 8 example and `export_check.py` verifies it on a held-out batch of another shape.
+2 x 8 example and `export_check.py` verifies it on a held-out batch of another shape. The one exception: an
+ExecuTorch program with a loop (the recurrent classifier's time steps) has a static batch of one row, captured on
+the padded row (`write_executorch`).
 
 ONNX uses `torch.export` (the exporter PyTorch recommends) and falls back to the TorchScript-based exporter for
 what `torch.export` cannot capture yet, such as `pack_padded_sequence` in the recurrent classifier.
@@ -49,8 +51,9 @@ def graph_inputs(batch: dict[str, torch.Tensor], network: torch.nn.Module) -> li
 def example_inputs(batch: dict[str, torch.Tensor], names: list[str]) -> tuple[torch.Tensor, ...]:
     """Two rows, up to 8 positions of a real batch, the second one padded, to capture the graph on.
 
-    Neither axis is 1 (which `torch.export` would specialise) nor the shape of the verification batch, and the
-    padding matters: traced on an all-ones mask, a transformer drops its masking code as a constant branch.
+    Neither axis is 1 (which `torch.export` would specialise; `write_executorch` takes the padded row alone where it
+    wants a static batch of one) nor the shape of the verification batch, and the padding matters: traced on an
+    all-ones mask, a transformer drops its masking code as a constant branch.
     """
     length = min(8, batch["input_ids"].shape[-1])
     example = {name: value[..., :length].clone() for name, value in repeat_to(batch, 2).items() if name in names}

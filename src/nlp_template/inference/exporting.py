@@ -10,8 +10,9 @@
   verified on a held-out batch of the run's data against PyTorch (maximum absolute difference; the export fails
   above `tolerance`) and timed against PyTorch for batch 1 and 32 on the CPU (`export_check.py`).
 - `executorch` (`model.pte`): the same graph lowered for ExecuTorch's runtime (phones, edge devices) with the XNNPACK
-  CPU delegate; its dynamic axes are bounded (`executorch.max_batch_size`, the run's `max_length`). Verified and
-  timed the same way, with ExecuTorch's Python runtime.
+  CPU delegate; its dynamic axes are bounded (`executorch.max_batch_size`, the run's `max_length`; one row for a graph
+  with a loop, such as the recurrent classifier's time steps). Verified and timed the same way, with ExecuTorch's
+  Python runtime, which feeds bigger batches in chunks.
 - `peft` (runs trained with `model.peft`): the adapter directory (`adapter_config.json`, adapter weights, the
   tokenizer) that `peft.PeftModel.from_pretrained(base_model, dir)` loads. The other formats merge the adapters into
   the weights first (`merge_and_unload`): the same outputs from a plain network.

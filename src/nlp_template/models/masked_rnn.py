@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch._higher_order_ops.scan import scan
+
+from nlp_template.utils.errors import UserInputError
 
 State = tuple[torch.Tensor, torch.Tensor]
 
@@ -30,6 +31,10 @@ def masked_rnn(rnn: nn.LSTM | nn.GRU, inputs: torch.Tensor, mask: torch.Tensor) 
 
     `rnn` is batch-first; `mask` is 1 at real positions, which come first in each row (right padding).
     """
+    supported = isinstance(rnn, (nn.LSTM, nn.GRU)) and rnn.batch_first and not getattr(rnn, "proj_size", 0)
+    if not supported:  # other arithmetic (nn.RNN, projections) would silently give other numbers
+        raise UserInputError("masked_rnn computes batch-first nn.LSTM (without proj_size) and nn.GRU; export this"
+                             " network with format=onnx")  # fmt: skip
     directions = 2 if rnn.bidirectional else 1
     finals: list[torch.Tensor] = []
     for layer in range(rnn.num_layers):
@@ -71,6 +76,8 @@ def _direction(rnn: nn.LSTM | nn.GRU, inputs: torch.Tensor, mask: torch.Tensor, 
 
     zeros = inputs.new_zeros(inputs.shape[0], rnn.hidden_size)
     if torch.compiler.is_exporting():
+        from torch._higher_order_ops.scan import scan  # a prototype API: imported only where a graph is captured
+
         (hidden, _), outputs = scan(step, (zeros, zeros.clone()), (steps, keep))
     else:
         state, collected = (zeros, zeros), []

@@ -90,7 +90,9 @@ class RNNNetwork(nn.Module):
     def _encode(self, embedded: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, list]:
         """Outputs at every position (zeros at padding) and the top layer's final state per direction."""
         if graph_runtime() == "executorch":  # it has no LSTM operator, and packing cannot be captured: masked steps
-            return masked_rnn(self.rnn, embedded, attention_mask)
+            first_kept = attention_mask.clone()
+            first_kept[:, 0] = 1  # as the clamp(min=1) below: a row without tokens still reads its first position
+            return masked_rnn(self.rnn, embedded, first_kept)
         lengths = attention_mask.sum(dim=1).clamp(min=1).cpu()  # pack_padded_sequence wants CPU lengths
         packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
         outputs, final = self.rnn(packed)
