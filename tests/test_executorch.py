@@ -39,6 +39,7 @@ def test_a_classifier_runs_in_executorch_like_pytorch_and_serves(make_cfg, check
     # A batch bound below the 32 verification rows: the runner feeds the program in chunks of 8.
     ckpt = checkpoints["sentiment_tiny"]
     report = pte_export(make_cfg, ckpt, tmp_path / "pte", "executorch.max_batch_size=8")
+    assert json.loads((tmp_path / "pte" / "export_info.json").read_text())["max_batch_size"] == 8
     assert report["format"] == "executorch" and report["file"] == "model.pte"
     assert report["max_abs_diff"] <= 1e-4 and report["verified_on"].startswith("held-out batch 32x")
     assert {row["batch_size"] for row in report["latency"]} == {1, 32} and report["export_mb"] > 0.1
